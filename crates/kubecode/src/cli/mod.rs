@@ -1,0 +1,28 @@
+//! Command-line parsing and dispatch to the subcommands.
+
+mod sim;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// kubecode: a Kubernetes MCP server where the model writes one program instead of many tool calls.
+#[derive(Debug, Parser)]
+#[command(name = "kubecode", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve a cluster snapshot (or the demo cluster, or a generated one) as a Kubernetes API server.
+    Sim(sim::SimArgs),
+}
+
+/// Runs the chosen subcommand.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Sim(args) => sim::run(args).await,
+    }
+}

@@ -1,0 +1,52 @@
+//! kubesim: a Kubernetes API server that serves a cluster snapshot over HTTPS.
+//!
+//! It answers the REST API closely enough that `kubectl` and kube-rs work against it
+//! unchanged: discovery, list/get with label and field selectors and paging, watches,
+//! pod logs, server-side tables, the metrics API, and mutations kept in memory. Tests,
+//! benchmarks, `kubecode sim` and the embedded demo cluster are all served by it.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let snapshot = kubesim::Snapshot::load(std::path::Path::new("snapshot/"), &Default::default())?;
+//! let server = kubesim::serve(snapshot, kubesim::ServerConfig::default()).await?;
+//! std::fs::write("kubeconfig", server.kubeconfig())?;
+//! # Ok(()) }
+//! ```
+
+pub mod builder;
+pub mod demo;
+pub mod faults;
+pub mod generate;
+pub mod patch;
+pub mod resources;
+pub mod selector;
+pub mod server;
+pub mod snapshot;
+pub mod status;
+pub mod store;
+pub mod table;
+
+use std::sync::Arc;
+
+pub use faults::{FaultKind, FaultRule};
+pub use generate::GenerateSpec;
+pub use server::{ForbidRule, RunningServer, ServerConfig, StartError};
+pub use snapshot::{LoadOptions, Snapshot, SnapshotError};
+pub use store::Store;
+
+/// Why `serve` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The snapshot could not be turned into a store.
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+    /// The server could not start.
+    #[error(transparent)]
+    Start(#[from] StartError),
+}
+
+/// Serves a snapshot; returns once the server accepts connections.
+pub async fn serve(snapshot: Snapshot, config: ServerConfig) -> Result<RunningServer, ServeError> {
+    let store = Arc::new(Store::from_snapshot(snapshot)?);
+    Ok(server::start(store, config).await?)
+}

@@ -1,0 +1,569 @@
+//! Resource requests: list, get, create, update, patch, delete, and the `status` and
+//! `scale` subresources. Watches and pod logs have modules of their own.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use http::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::http::{Body, Req, error, json as json_body, json_value};
+use super::route::ResourcePath;
+use super::{App, pod_logs, watch};
+use crate::patch::{self, PatchType};
+use crate::resources::{Registry, ResourceType};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::ApiError;
+use crate::store::{Page, StoredObject};
+use crate::table::{self, IncludeObject};
+
+/// How an answer is rendered, from the `Accept` header.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Format {
+    /// Plain JSON objects and lists.
+    Json,
+    /// A `meta.k8s.io/v1` Table.
+    Table(IncludeObject),
+    /// `PartialObjectMetadata` / `PartialObjectMetadataList`.
+    Metadata,
+}
+
+/// Picks the first media type of `Accept` kubesim can answer.
+pub fn negotiate(req: &Req) -> Result<Format, ApiError> {
+    let accept = req.accept();
+    if accept.trim().is_empty() {
+        return Ok(Format::Json);
+    }
+    for media in accept.split(',') {
+        let mut parts = media.split(';').map(str::trim);
+        let mime = parts.next().unwrap_or("");
+        let params: Vec<&str> = parts.collect();
+        if !matches!(mime, "application/json" | "*/*" | "application/*") {
+            continue;
+        }
+        if params.iter().any(|p| *p == "as=Table") {
+            return Ok(Format::Table(IncludeObject::parse(
+                req.param("includeObject"),
+            )));
+        }
+        if params
+            .iter()
+            .any(|p| *p == "as=PartialObjectMetadataList" || *p == "as=PartialObjectMetadata")
+        {
+            return Ok(Format::Metadata);
+        }
+        if !params.iter().any(|p| p.starts_with("as=")) {
+            return Ok(Format::Json);
+        }
+    }
+    Err(ApiError::not_acceptable(format!(
+        "only the following media types are accepted: application/json, application/json;as=Table;v=v1;g=meta.k8s.io (got {accept:?})"
+    )))
+}
+
+/// The verb a request is, as RBAC and discovery name them.
+fn verb_of(method: &Method, path: &ResourcePath, watch: bool) -> Option<&'static str> {
+    Some(match (method, &path.name, &path.subresource) {
+        (&Method::GET, None, _) if watch => "watch",
+        (&Method::GET, None, _) => "list",
+        (&Method::POST, None, _) => "create",
+        (&Method::DELETE, None, _) => "deletecollection",
+        (&Method::GET, Some(_), _) => "get",
+        (&Method::PUT, Some(_), _) => "update",
+        (&Method::PATCH, Some(_), _) => "patch",
+        (&Method::DELETE, Some(_), None) => "delete",
+        (&Method::POST, Some(_), Some(sub)) if sub == "eviction" || sub == "binding" => "create",
+        _ => return None,
+    })
+}
+
+/// Serves a resource request; returns the verb (for the request log) and the answer.
+pub async fn serve(
+    app: &App,
+    registry: &Registry,
+    path: ResourcePath,
+    req: Req,
+) -> (&'static str, Response<Body>) {
+    let key = crate::resources::ResourceKey {
+        group: path.group.clone(),
+        version: path.version.clone(),
+        plural: path.plural.clone(),
+    };
+    let Some(rt) = registry.by_key(&key) else {
+        return ("", error(&ApiError::no_route(&req.path)));
+    };
+    let Some(verb) = verb_of(&req.method, &path, req.flag("watch")) else {
+        return (
+            "",
+            error(&ApiError::method_not_allowed(
+                req.method.as_str(),
+                &req.path,
+            )),
+        );
+    };
+    let scope_ok = match (&path.namespace, rt.namespaced) {
+        (Some(_), false) => false,
+        (None, true) => path.name.is_none(),
+        _ => true,
+    };
+    if !scope_ok {
+        return (verb, error(&ApiError::no_route(&req.path)));
+    }
+    if let Some(sub) = &path.subresource {
+        if !rt.subresources.contains(sub) {
+            return (verb, error(&ApiError::no_route(&req.path)));
+        }
+    }
+    if path.subresource.is_none() && !rt.allows(verb) {
+        return (
+            verb,
+            error(&ApiError::method_not_allowed(
+                req.method.as_str(),
+                &req.path,
+            )),
+        );
+    }
+    let sub = path.subresource.as_deref();
+    if app.forbid.iter().any(|f| f.forbids(rt, sub, verb)) {
+        let e = ApiError::forbidden(verb, rt, path.name.as_deref(), path.namespace.as_deref());
+        return (verb, error(&e));
+    }
+    let ns = path.namespace.clone().unwrap_or_default();
+    let result = match (verb, path.name.as_deref(), sub) {
+        ("watch", None, _) => watch::serve(app, rt, path.namespace.as_deref(), &req),
+        ("list", None, _) => list(app, rt, path.namespace.as_deref(), &req),
+        ("create", None, _) => create(app, rt, &ns, &req),
+        ("deletecollection", None, _) => {
+            delete_collection(app, rt, path.namespace.as_deref(), &req)
+        }
+        ("get", Some(name), Some("log")) => pod_logs::serve(app, rt, &ns, name, &req),
+        ("get", Some(name), Some("scale")) => get_object(app, rt, &ns, name)
+            .map(|o| scale_of(&o.value))
+            .map(ok),
+        (_, Some(name), Some("scale")) => update_scale(app, rt, &ns, name, &req),
+        ("get", Some(name), _) => get(app, rt, &ns, name, &req),
+        ("update", Some(name), Some("status")) => update_status(app, rt, &ns, name, &req, None),
+        ("patch", Some(name), Some("status")) => match patch_type(&req) {
+            Ok(t) => update_status(app, rt, &ns, name, &req, Some(t)),
+            Err(e) => Err(e),
+        },
+        ("update", Some(name), None) => update(app, rt, &ns, name, &req),
+        ("patch", Some(name), None) => patch_object(app, rt, &ns, name, &req),
+        ("delete", Some(name), None) => app
+            .store
+            .delete(rt, &ns, name, req.dry_run())
+            .map(|o| json_body(StatusCode::OK, o.json.to_vec())),
+        _ => Err(ApiError::method_not_allowed(req.method.as_str(), &req.path)),
+    };
+    (verb, result.unwrap_or_else(|e| error(&e)))
+}
+
+fn ok(v: Value) -> Response<Body> {
+    json_value(StatusCode::OK, &v)
+}
+
+fn get_object(
+    app: &App,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+) -> Result<Arc<StoredObject>, ApiError> {
+    app.store
+        .get(&rt.key(), ns, name)
+        .ok_or_else(|| ApiError::not_found(rt, name))
+}
+
+fn metadata_only(o: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+           "metadata": o.get("metadata").cloned().unwrap_or_default()})
+}
+
+fn get(
+    app: &App,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    req: &Req,
+) -> Result<Response<Body>, ApiError> {
+    let format = negotiate(req)?;
+    let o = get_object(app, rt, ns, name)?;
+    Ok(match format {
+        Format::Json => json_body(StatusCode::OK, o.json.to_vec()),
+        Format::Metadata => ok(metadata_only(&o.value)),
+        Format::Table(include) => {
+            let mut t = table::table(&rt.kind, [&o.value], app.store.now(), include, true);
+            t["metadata"]["resourceVersion"] = o.value["metadata"]["resourceVersion"].clone();
+            ok(t)
+        }
+    })
+}
+
+/// Parsed selectors of a list or watch request.
+pub fn selectors(rt: &ResourceType, req: &Req) -> Result<(LabelSelector, FieldSelector), ApiError> {
+    let labels = LabelSelector::parse(req.param("labelSelector").unwrap_or(""))
+        .map_err(ApiError::bad_request)?;
+    let fields = FieldSelector::parse(req.param("fieldSelector").unwrap_or(""), &rt.kind)
+        .map_err(ApiError::bad_request)?;
+    Ok((labels, fields))
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ContinueToken {
+    rv: u64,
+    after: (String, String),
+}
+
+fn decode_continue(token: &str) -> Result<(String, String), ApiError> {
+    let invalid = || {
+        ApiError::bad_request(format!(
+            "continue key is not valid: {token:?}; start the list again without `continue`"
+        ))
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| invalid())?;
+    let t: ContinueToken = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    Ok(t.after)
+}
+
+fn encode_continue(rv: u64, after: (String, String)) -> String {
+    let json = serde_json::to_vec(&ContinueToken { rv, after }).unwrap_or_default();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+}
+
+fn list_metadata(page: &Page) -> Value {
+    let mut meta = json!({"resourceVersion": page.rv.to_string()});
+    if let Some(next) = &page.next {
+        meta["continue"] = json!(encode_continue(page.rv, next.clone()));
+        meta["remainingItemCount"] = json!(page.remaining);
+    }
+    meta
+}
+
+fn list(
+    app: &App,
+    rt: &ResourceType,
+    namespace: Option<&str>,
+    req: &Req,
+) -> Result<Response<Body>, ApiError> {
+    let format = negotiate(req)?;
+    let (labels, fields) = selectors(rt, req)?;
+    let limit = match req.int("limit")? {
+        Some(n) if n < 0 => return Err(ApiError::bad_request("limit must not be negative")),
+        Some(0) | None => None,
+        Some(n) => Some(n as usize),
+    };
+    let after = match req.param("continue") {
+        Some(t) if !t.is_empty() => Some(decode_continue(t)?),
+        _ => None,
+    };
+    let filter = |v: &Value| labels.matches(v) && fields.matches(v);
+    let page = app.store.list(&rt.key(), namespace, &filter, limit, after);
+    let meta = list_metadata(&page);
+    Ok(match format {
+        Format::Table(include) => {
+            let mut t = table::table(
+                &rt.kind,
+                page.items.iter().map(|o| &o.value),
+                app.store.now(),
+                include,
+                true,
+            );
+            t["metadata"] = meta;
+            ok(t)
+        }
+        Format::Metadata => ok(json!({
+            "kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": meta,
+            "items": page.items.iter().map(|o| metadata_only(&o.value)).collect::<Vec<_>>(),
+        })),
+        Format::Json => {
+            // Objects are kept serialized: a list is their concatenation.
+            let size: usize = page.items.iter().map(|o| o.json.len() + 1).sum();
+            let mut body = Vec::with_capacity(size + 256);
+            body.extend_from_slice(
+                format!(
+                    "{{\"kind\":\"{}List\",\"apiVersion\":\"{}\",\"metadata\":{},\"items\":[",
+                    rt.kind,
+                    rt.api_version(),
+                    meta
+                )
+                .as_bytes(),
+            );
+            for (i, o) in page.items.iter().enumerate() {
+                if i > 0 {
+                    body.push(b',');
+                }
+                body.extend_from_slice(&o.json);
+            }
+            body.extend_from_slice(b"]}");
+            json_body(StatusCode::OK, body)
+        }
+    })
+}
+
+/// Parses a request body as JSON (or YAML, when the client says so).
+fn body_object(req: &Req) -> Result<Value, ApiError> {
+    let content_type = req.content_type().split(';').next().unwrap_or("").trim();
+    let value: Value = match content_type {
+        "" | "application/json" | "*/*" => serde_json::from_slice(&req.body).map_err(|e| {
+            ApiError::bad_request(format!("the request body is not valid JSON: {e}"))
+        })?,
+        "application/yaml" => {
+            let text = std::str::from_utf8(&req.body)
+                .map_err(|_| ApiError::bad_request("the request body is not UTF-8 text"))?;
+            serde_saphyr::from_str(text).map_err(|e| {
+                ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
+            })?
+        }
+        other => return Err(ApiError::unsupported_media_type(other)),
+    };
+    if !value.is_object() {
+        return Err(ApiError::bad_request(
+            "the request body must be a JSON object",
+        ));
+    }
+    Ok(value)
+}
+
+/// Checks the body's kind, apiVersion and namespace against the URL and fills them in.
+fn conform(rt: &ResourceType, ns: &str, mut object: Value) -> Result<Value, ApiError> {
+    for (field, want) in [("kind", rt.kind.clone()), ("apiVersion", rt.api_version())] {
+        match object.get(field).and_then(Value::as_str) {
+            None | Some("") => object[field] = json!(want),
+            Some(got) if got == want => {}
+            Some(got) => {
+                return Err(ApiError::bad_request(format!(
+                    "the {field} of the object ({got}) does not match the {field} the URL addresses ({want})"
+                )));
+            }
+        }
+    }
+    if !object.get("metadata").is_some_and(Value::is_object) {
+        object["metadata"] = json!({});
+    }
+    if rt.namespaced {
+        match object
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+        {
+            None | Some("") => object["metadata"]["namespace"] = json!(ns),
+            Some(given) if given == ns => {}
+            Some(_) => {
+                return Err(ApiError::bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                ));
+            }
+        }
+    } else if let Some(m) = object["metadata"].as_object_mut() {
+        m.remove("namespace");
+    }
+    Ok(object)
+}
+
+fn create(app: &App, rt: &ResourceType, ns: &str, req: &Req) -> Result<Response<Body>, ApiError> {
+    let mut object = conform(rt, ns, body_object(req)?)?;
+    let name = object
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if name.is_empty() {
+        let Some(prefix) = object
+            .pointer("/metadata/generateName")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        else {
+            return Err(ApiError::invalid(
+                &rt.kind,
+                "",
+                "metadata.name",
+                "Required value: name or generateName is required",
+            ));
+        };
+        let suffix: String = uuid::Uuid::new_v4().simple().to_string()[..5].to_string();
+        object["metadata"]["name"] = json!(format!("{prefix}{suffix}"));
+    }
+    let stored = app.store.create(rt, ns, object, req.dry_run())?;
+    Ok(json_body(StatusCode::CREATED, stored.json.to_vec()))
+}
+
+fn check_name(rt: &ResourceType, name: &str, object: &Value) -> Result<(), ApiError> {
+    match object.pointer("/metadata/name").and_then(Value::as_str) {
+        Some(given) if given == name => Ok(()),
+        None | Some("") => Err(ApiError::invalid(
+            &rt.kind,
+            name,
+            "metadata.name",
+            "Required value: name is required",
+        )),
+        Some(given) => Err(ApiError::bad_request(format!(
+            "the name of the object ({given}) does not match the name on the URL ({name})"
+        ))),
+    }
+}
+
+fn update(
+    app: &App,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    req: &Req,
+) -> Result<Response<Body>, ApiError> {
+    let object = conform(rt, ns, body_object(req)?)?;
+    check_name(rt, name, &object)?;
+    let stored = app.store.update(rt, ns, name, object, req.dry_run())?;
+    Ok(json_body(StatusCode::OK, stored.json.to_vec()))
+}
+
+fn patch_type(req: &Req) -> Result<PatchType, ApiError> {
+    let content_type = req.content_type();
+    if content_type.starts_with("application/apply-patch") {
+        return Err(ApiError::with_code(
+            415,
+            "UnsupportedMediaType",
+            "server-side apply is not supported by kubesim; use a merge, strategic merge or JSON patch (kubectl apply without --server-side)",
+        ));
+    }
+    PatchType::from_content_type(content_type)
+        .ok_or_else(|| ApiError::unsupported_media_type(content_type))
+}
+
+fn patched(
+    rt: &ResourceType,
+    current: &Value,
+    req: &Req,
+    kind: PatchType,
+) -> Result<Value, ApiError> {
+    let patch: Value = serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::bad_request(format!("the patch is not valid JSON: {e}")))?;
+    let name = current
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    patch::apply(current, &patch, kind).map_err(|e| ApiError::invalid(&rt.kind, name, "patch", &e))
+}
+
+fn patch_object(
+    app: &App,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    req: &Req,
+) -> Result<Response<Body>, ApiError> {
+    let kind = patch_type(req)?;
+    let current = get_object(app, rt, ns, name)?;
+    let object = conform(rt, ns, patched(rt, &current.value, req, kind)?)?;
+    check_name(rt, name, &object)?;
+    let stored = app.store.update(rt, ns, name, object, req.dry_run())?;
+    Ok(json_body(StatusCode::OK, stored.json.to_vec()))
+}
+
+/// Replaces (PUT) or patches only the `status` of an object.
+fn update_status(
+    app: &App,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    req: &Req,
+    patch_kind: Option<PatchType>,
+) -> Result<Response<Body>, ApiError> {
+    let current = get_object(app, rt, ns, name)?;
+    let source = match patch_kind {
+        Some(kind) => patched(rt, &current.value, req, kind)?,
+        None => {
+            let body = conform(rt, ns, body_object(req)?)?;
+            check_name(rt, name, &body)?;
+            body
+        }
+    };
+    let mut object = current.value.clone();
+    object["status"] = source.get("status").cloned().unwrap_or_else(|| json!({}));
+    if let Some(rv) = source.pointer("/metadata/resourceVersion") {
+        object["metadata"]["resourceVersion"] = rv.clone();
+    }
+    let stored = app.store.update(rt, ns, name, object, req.dry_run())?;
+    Ok(json_body(StatusCode::OK, stored.json.to_vec()))
+}
+
+/// The `autoscaling/v1` Scale of a scalable object.
+fn scale_of(o: &Value) -> Value {
+    let selector = o.pointer("/spec/selector").map(|s| {
+        let labels = s.get("matchLabels").unwrap_or(s);
+        labels
+            .as_object()
+            .map(|m| {
+                let mut parts: Vec<String> = m
+                    .iter()
+                    .filter_map(|(k, v)| v.as_str().map(|v| format!("{k}={v}")))
+                    .collect();
+                parts.sort();
+                parts.join(",")
+            })
+            .unwrap_or_default()
+    });
+    let meta = &o["metadata"];
+    json!({
+        "kind": "Scale", "apiVersion": "autoscaling/v1",
+        "metadata": {"name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"],
+                     "resourceVersion": meta["resourceVersion"], "creationTimestamp": meta["creationTimestamp"]},
+        "spec": {"replicas": o.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)},
+        "status": {"replicas": o.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+                   "selector": selector.unwrap_or_default()},
+    })
+}
+
+fn update_scale(
+    app: &App,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    req: &Req,
+) -> Result<Response<Body>, ApiError> {
+    let current = get_object(app, rt, ns, name)?;
+    let scale = scale_of(&current.value);
+    let new_scale = if req.method == Method::PATCH {
+        patched(rt, &scale, req, patch_type(req)?)?
+    } else {
+        body_object(req)?
+    };
+    let replicas = new_scale.pointer("/spec/replicas");
+    let Some(replicas) = replicas.and_then(Value::as_i64).filter(|r| *r >= 0) else {
+        return Err(ApiError::invalid(
+            "Scale",
+            name,
+            "spec.replicas",
+            &format!(
+                "Invalid value: {}: must be a non-negative integer",
+                replicas.cloned().unwrap_or(Value::Null)
+            ),
+        ));
+    };
+    let mut object = current.value.clone();
+    object["spec"]["replicas"] = json!(replicas);
+    if let Some(rv) = new_scale.pointer("/metadata/resourceVersion") {
+        object["metadata"]["resourceVersion"] = rv.clone();
+    }
+    let stored = app.store.update(rt, ns, name, object, req.dry_run())?;
+    Ok(ok(scale_of(&stored.value)))
+}
+
+fn delete_collection(
+    app: &App,
+    rt: &ResourceType,
+    namespace: Option<&str>,
+    req: &Req,
+) -> Result<Response<Body>, ApiError> {
+    let (labels, fields) = selectors(rt, req)?;
+    let filter = |v: &Value| labels.matches(v) && fields.matches(v);
+    let page = app.store.list(&rt.key(), namespace, &filter, None, None);
+    let mut deleted = Vec::new();
+    for o in &page.items {
+        // An object deleted meanwhile by another request is simply gone already.
+        if let Ok(d) = app.store.delete(rt, o.namespace(), o.name(), req.dry_run()) {
+            deleted.push(d.value.clone());
+        }
+    }
+    Ok(ok(json!({
+        "kind": format!("{}List", rt.kind), "apiVersion": rt.api_version(),
+        "metadata": {"resourceVersion": app.store.resource_version().to_string()}, "items": deleted,
+    })))
+}
