@@ -449,8 +449,10 @@ impl ClusterBuilder {
                 self.next_node()
             };
             let pod = self.pod(w, pod_name, &owner, hash.as_deref(), &node);
-            if w.failure.is_none() {
-                if let Some(ip) = pod.pointer("/status/podIP").and_then(Value::as_str) {
+            if w.failure.is_none()
+                && let Some(ip) = pod.pointer("/status/podIP").and_then(Value::as_str)
+            {
+                {
                     ips.push((
                         ip.to_string(),
                         pod_name.clone(),

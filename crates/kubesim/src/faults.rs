@@ -223,10 +223,16 @@ mod tests {
         let r = FaultRule::parse("latency=250ms").unwrap();
         assert_eq!(r.kind, FaultKind::Latency(Duration::from_millis(250)));
         let r =
-            FaultRule::parse("error=0.5,status=503,count=2,path=^/api/v1/(pods|nodes),x").unwrap();
+            FaultRule::parse("error=0.5,status=503,count=2,path=^/api/v1/(pods|nodes)$|^z{1,2}$")
+                .unwrap();
         assert_eq!(r.kind, FaultKind::Error { status: 503 });
         assert_eq!(r.count, Some(2));
-        assert!(r.path.unwrap().is_match("/api/v1/pods"));
+        let path = r.path.unwrap();
+        assert!(
+            path.is_match("/api/v1/pods")
+                && path.is_match("zz")
+                && !path.is_match("/api/v1/pods/x")
+        );
         let r = FaultRule::parse("throttle=1,retry-after=3").unwrap();
         assert_eq!(r.kind, FaultKind::Throttle { retry_after: 3 });
         assert!(

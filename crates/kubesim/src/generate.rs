@@ -193,7 +193,7 @@ pub fn generate(spec: &GenerateSpec) -> Snapshot {
         );
         w.replicas = (2 + i % 4).min(remaining);
         w.port = Some(8080);
-        w.service = i % 3 == 0;
+        w.service = i.is_multiple_of(3);
         w.healthy_log = vec![
             format!("{name} listening on :8080"),
             "GET /healthz 200 0.4ms".into(),

@@ -112,10 +112,10 @@ impl LabelSelector {
             if !valid_key(&key) {
                 return Err(err("invalid label key"));
             }
-            if let LabelOp::Equals(v) | LabelOp::NotEquals(v) = &op {
-                if !valid_value(v) {
-                    return Err(err("invalid label value"));
-                }
+            if let LabelOp::Equals(v) | LabelOp::NotEquals(v) = &op
+                && !valid_value(v)
+            {
+                return Err(err("invalid label value"));
             }
             requirements.push((key, op));
         }

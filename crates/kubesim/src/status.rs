@@ -15,7 +15,7 @@ pub struct ApiError {
     /// What went wrong, worded as the API server words it.
     pub message: String,
     /// `details` of the Status, if any.
-    pub details: Option<Value>,
+    pub details: Option<Box<Value>>,
     /// Seconds a client should wait (429 answers carry it as `Retry-After`).
     pub retry_after: Option<u64>,
 }
@@ -81,7 +81,7 @@ impl ApiError {
                 rt.plural, rt.group
             ),
         );
-        e.details = Some(details(rt, name.unwrap_or("")));
+        e.details = Some(Box::new(details(rt, name.unwrap_or(""))));
         e
     }
 
@@ -92,7 +92,7 @@ impl ApiError {
             "NotFound",
             format!("{} \"{name}\" not found", qualified(rt)),
         );
-        e.details = Some(details(rt, name));
+        e.details = Some(Box::new(details(rt, name)));
         e
     }
 
@@ -103,7 +103,7 @@ impl ApiError {
             "NotFound",
             format!("namespaces \"{namespace}\" not found"),
         );
-        e.details = Some(json!({"name": namespace, "kind": "namespaces"}));
+        e.details = Some(Box::new(json!({"name": namespace, "kind": "namespaces"})));
         e
     }
 
@@ -139,7 +139,7 @@ impl ApiError {
             "AlreadyExists",
             format!("{} \"{name}\" already exists", qualified(rt)),
         );
-        e.details = Some(details(rt, name));
+        e.details = Some(Box::new(details(rt, name)));
         e
     }
 
@@ -153,7 +153,7 @@ impl ApiError {
                 qualified(rt)
             ),
         );
-        e.details = Some(details(rt, name));
+        e.details = Some(Box::new(details(rt, name)));
         e
     }
 
@@ -180,8 +180,8 @@ impl ApiError {
             "Invalid",
             format!("{kind} \"{name}\" is invalid: {field}: {problem}"),
         );
-        e.details = Some(json!({"name": name, "kind": kind,
-            "causes": [{"reason": "FieldValueInvalid", "message": problem, "field": field}]}));
+        e.details = Some(Box::new(json!({"name": name, "kind": kind,
+            "causes": [{"reason": "FieldValueInvalid", "message": problem, "field": field}]})));
         e
     }
 
@@ -192,7 +192,7 @@ impl ApiError {
             "TooManyRequests",
             "the server has received too many requests and has asked us to try again later",
         );
-        e.details = Some(json!({"retryAfterSeconds": retry_after}));
+        e.details = Some(Box::new(json!({"retryAfterSeconds": retry_after})));
         e.retry_after = Some(retry_after);
         e
     }
@@ -219,7 +219,7 @@ impl ApiError {
             "code": self.code,
         });
         if let Some(d) = &self.details {
-            s["details"] = d.clone();
+            s["details"] = (**d).clone();
         }
         s
     }

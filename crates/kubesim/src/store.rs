@@ -466,19 +466,15 @@ impl Store {
             .and_then(|c| c.get(&key))
             .cloned()
             .ok_or_else(|| ApiError::not_found(rt, name))?;
-        if let Some(given) = object
+        let current_rv = old
+            .value
             .pointer("/metadata/resourceVersion")
-            .and_then(Value::as_str)
-        {
-            if !given.is_empty()
-                && Some(given)
-                    != old
-                        .value
-                        .pointer("/metadata/resourceVersion")
-                        .and_then(Value::as_str)
-            {
-                return Err(ApiError::conflict(rt, name));
-            }
+            .and_then(Value::as_str);
+        let given_rv = object
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str);
+        if given_rv.is_some_and(|given| !given.is_empty() && Some(given) != current_rv) {
+            return Err(ApiError::conflict(rt, name));
         }
         let rv = state.rv + 1;
         for field in ["uid", "creationTimestamp"] {

@@ -564,3 +564,98 @@ async fn the_real_dump_loads_and_serves() {
             .contains("statuscode: 500")
     }));
 }
+
+#[tokio::test]
+async fn manifest_snapshots_with_log_files_and_multi_container_pods() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(
+        root.join("pod.yaml"),
+        r#"apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: site, creationTimestamp: "2024-05-01T10:00:00Z"}
+spec:
+  nodeName: n1
+  initContainers: [{name: init, image: busybox}]
+  containers: [{name: app, image: nginx}, {name: sidecar, image: envoy}]
+status:
+  phase: Running
+  containerStatuses:
+    - {name: app, ready: true, restartCount: 1, state: {running: {startedAt: "2024-05-01T10:05:00Z"}}}
+    - {name: sidecar, ready: true, restartCount: 0, state: {running: {startedAt: "2024-05-01T10:00:05Z"}}}
+"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("logs/site/web")).unwrap();
+    std::fs::write(
+        root.join("logs/site/web/app.log"),
+        "2024-05-01T10:05:01Z started\n2024-05-01T10:20:00Z GET / 200\n2024-05-01T10:30:00Z GET /x 404\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("logs/site/web/app.previous.log"),
+        "2024-05-01T10:04:59Z panic: nil map\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("logs/site/web/sidecar.log"), "envoy ready\n").unwrap();
+    let snapshot = kubesim::Snapshot::load(root, &Default::default()).unwrap();
+    assert_eq!(
+        kubesim::snapshot::format_time(snapshot.now),
+        "2024-05-01T10:30:00Z"
+    );
+    let (_server, client) = common::serve_with(snapshot, ServerConfig::default()).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "site");
+    let e = common::api_error(pods.logs("web", &LogParams::default()).await);
+    assert_eq!(e.code, 400);
+    assert_eq!(
+        e.message,
+        "a container name must be specified for pod web, choose one of: [app sidecar] or one of the init containers: [init]"
+    );
+    let lp = |c: &str| LogParams {
+        container: Some(c.into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        pods.logs("web", &lp("sidecar")).await.unwrap(),
+        "envoy ready\n"
+    );
+    let previous = LogParams {
+        previous: true,
+        ..lp("app")
+    };
+    assert_eq!(
+        pods.logs("web", &previous).await.unwrap(),
+        "panic: nil map\n"
+    );
+
+    let raw = |query: &str| {
+        http::Request::get(format!(
+            "/api/v1/namespaces/site/pods/web/log?container=app&{query}"
+        ))
+        .body(Vec::new())
+        .unwrap()
+    };
+    let since = client
+        .request_text(raw("sinceTime=2024-05-01T10:10:00Z"))
+        .await
+        .unwrap();
+    assert_eq!(since, "GET / 200\nGET /x 404\n");
+    let since = client.request_text(raw("sinceSeconds=60")).await.unwrap();
+    assert_eq!(
+        since, "GET /x 404\n",
+        "sinceSeconds counts back from the snapshot's clock"
+    );
+    let both = common::api_error(
+        client
+            .request_text(raw("sinceSeconds=5&sinceTime=2024-05-01T10:10:00Z"))
+            .await,
+    );
+    assert_eq!((both.code, both.reason.as_str()), (422, "Invalid"));
+    let negative = common::api_error(client.request_text(raw("tailLines=-1")).await);
+    assert_eq!(negative.code, 422);
+    let garbage = common::api_error(client.request_text(raw("tailLines=many")).await);
+    assert_eq!(garbage.code, 400);
+    // The namespace exists because the snapshot uses it.
+    let ns: Api<Namespace> = Api::all(client);
+    assert!(ns.get("site").await.is_ok());
+}

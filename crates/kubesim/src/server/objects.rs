@@ -41,7 +41,7 @@ pub fn negotiate(req: &Req) -> Result<Format, ApiError> {
         if !matches!(mime, "application/json" | "*/*" | "application/*") {
             continue;
         }
-        if params.iter().any(|p| *p == "as=Table") {
+        if params.contains(&"as=Table") {
             return Ok(Format::Table(IncludeObject::parse(
                 req.param("includeObject"),
             )));
@@ -109,10 +109,10 @@ pub async fn serve(
     if !scope_ok {
         return (verb, error(&ApiError::no_route(&req.path)));
     }
-    if let Some(sub) = &path.subresource {
-        if !rt.subresources.contains(sub) {
-            return (verb, error(&ApiError::no_route(&req.path)));
-        }
+    if let Some(sub) = &path.subresource
+        && !rt.subresources.contains(sub)
+    {
+        return (verb, error(&ApiError::no_route(&req.path)));
     }
     if path.subresource.is_none() && !rt.allows(verb) {
         return (

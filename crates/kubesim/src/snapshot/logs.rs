@@ -98,15 +98,15 @@ impl ContainerLog {
 }
 
 fn parse_line(line: &str) -> LogLine {
-    if let Some((head, rest)) = line.split_once(' ') {
-        if head.len() >= 20 && head.as_bytes()[10] == b'T' {
-            if let Some(time) = parse_time(head) {
-                return LogLine {
-                    time: Some(time),
-                    text: rest.to_string(),
-                };
-            }
-        }
+    if let Some((head, rest)) = line.split_once(' ')
+        && head.len() >= 20
+        && head.as_bytes()[10] == b'T'
+        && let Some(time) = parse_time(head)
+    {
+        return LogLine {
+            time: Some(time),
+            text: rest.to_string(),
+        };
     }
     LogLine {
         time: None,

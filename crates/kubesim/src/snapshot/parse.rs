@@ -205,10 +205,10 @@ fn validate(object: Value) -> Result<Value, String> {
             );
         }
     }
-    if let Some(ns) = map.get("metadata").and_then(|m| m.get("namespace")) {
-        if !ns.is_string() {
-            return Err("`metadata.namespace` must be a string".into());
-        }
+    if let Some(ns) = map.get("metadata").and_then(|m| m.get("namespace"))
+        && !ns.is_string()
+    {
+        return Err("`metadata.namespace` must be a string".into());
     }
     Ok(object)
 }
