@@ -460,12 +460,7 @@ impl Store {
     ) -> Result<Arc<StoredObject>, ApiError> {
         let mut state = self.write();
         let key = (namespace.to_string(), name.to_string());
-        let old = state
-            .collections
-            .get(&rt.key())
-            .and_then(|c| c.get(&key))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(rt, name))?;
+        let old = existing(&state, rt, &key)?;
         let current_rv = old
             .value
             .pointer("/metadata/resourceVersion")
@@ -519,12 +514,7 @@ impl Store {
     ) -> Result<Arc<StoredObject>, ApiError> {
         let mut state = self.write();
         let key = (namespace.to_string(), name.to_string());
-        let old = state
-            .collections
-            .get(&rt.key())
-            .and_then(|c| c.get(&key))
-            .cloned()
-            .ok_or_else(|| ApiError::not_found(rt, name))?;
+        let old = existing(&state, rt, &key)?;
         if dry_run {
             return Ok(old);
         }
@@ -582,6 +572,19 @@ impl Store {
         // No receiver is fine: nobody is watching.
         let _ = self.changes.send(change);
     }
+}
+
+fn existing(
+    state: &State,
+    rt: &ResourceType,
+    key: &(String, String),
+) -> Result<Arc<StoredObject>, ApiError> {
+    state
+        .collections
+        .get(&rt.key())
+        .and_then(|c| c.get(key))
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(rt, &key.1))
 }
 
 fn namespace_exists(state: &State, namespace: &str) -> bool {

@@ -266,15 +266,7 @@ async fn metrics_api_serves_pod_and_node_metrics() {
 async fn pod_logs_with_kubelet_options() {
     let (_server, client) = common::demo().await;
     let pods: Api<Pod> = Api::namespaced(client, "payments");
-    let api_pod = pods
-        .list(&ListParams::default().labels("app=payments-api"))
-        .await
-        .unwrap()
-        .items[0]
-        .metadata
-        .name
-        .clone()
-        .unwrap();
+    let api_pod = common::pod_named(&pods, "app=payments-api").await;
     let all = pods.logs(&api_pod, &LogParams::default()).await.unwrap();
     assert_eq!(all.lines().count(), 3);
     assert!(all.contains("PAYMENTS_DB_URL is not set"));
@@ -343,15 +335,7 @@ async fn pod_logs_with_kubelet_options() {
         wrong.message
     );
 
-    let ledger = pods
-        .list(&ListParams::default().labels("app=ledger"))
-        .await
-        .unwrap()
-        .items[0]
-        .metadata
-        .name
-        .clone()
-        .unwrap();
+    let ledger = common::pod_named(&pods, "app=ledger").await;
     let none = common::api_error(
         pods.logs(
             &ledger,
@@ -375,15 +359,7 @@ async fn pod_logs_with_kubelet_options() {
 async fn pending_and_image_pull_pods_have_no_logs_yet() {
     let (_server, client) = common::demo().await;
     let ml: Api<Pod> = Api::namespaced(client.clone(), "ml");
-    let trainer = ml
-        .list(&ListParams::default().labels("app=model-trainer"))
-        .await
-        .unwrap()
-        .items[0]
-        .metadata
-        .name
-        .clone()
-        .unwrap();
+    let trainer = common::pod_named(&ml, "app=model-trainer").await;
     let e = common::api_error(ml.logs(&trainer, &LogParams::default()).await);
     assert!(
         e.message.contains("does not have a host assigned"),
@@ -391,15 +367,7 @@ async fn pending_and_image_pull_pods_have_no_logs_yet() {
         e.message
     );
     let shop: Api<Pod> = Api::namespaced(client, "shop");
-    let rec = shop
-        .list(&ListParams::default().labels("app=recommendations"))
-        .await
-        .unwrap()
-        .items[0]
-        .metadata
-        .name
-        .clone()
-        .unwrap();
+    let rec = common::pod_named(&shop, "app=recommendations").await;
     let e = common::api_error(shop.logs(&rec, &LogParams::default()).await);
     assert!(
         e.message.contains("is waiting to start: ImagePullBackOff"),

@@ -48,3 +48,18 @@ pub fn api_error<T: std::fmt::Debug>(r: kube::Result<T>) -> Box<kube::core::Stat
         Err(other) => panic!("expected an API error, got {other}"),
     }
 }
+
+/// The name of the first pod a label selector picks.
+pub async fn pod_named(
+    pods: &kube::Api<k8s_openapi::api::core::v1::Pod>,
+    selector: &str,
+) -> String {
+    let list = pods
+        .list(&kube::api::ListParams::default().labels(selector))
+        .await
+        .expect("pods list");
+    list.items
+        .into_iter()
+        .find_map(|p| p.metadata.name)
+        .unwrap_or_else(|| panic!("no pod matches {selector}"))
+}
