@@ -1,0 +1,198 @@
+//! Removing credential-shaped strings from everything a model receives, logs included.
+
+use std::borrow::Cow;
+use std::sync::LazyLock;
+
+use regex::{Captures, Regex};
+use serde_json::Value;
+
+struct Rule {
+    pattern: Regex,
+    /// Replacement; `$name` refers to capture groups kept around the secret part.
+    replacement: &'static str,
+}
+
+fn rule(pattern: &str, replacement: &'static str) -> Rule {
+    Rule {
+        pattern: Regex::new(pattern)
+            .unwrap_or_else(|e| panic!("scrub rule {pattern:?} is invalid: {e}")),
+        replacement,
+    }
+}
+
+/// The rules, most specific first.
+static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
+    vec![
+        rule(
+            r"-----BEGIN ([A-Z]+ )*PRIVATE KEY-----[\s\S]*?(-----END ([A-Z]+ )*PRIVATE KEY-----|\z)",
+            "[redacted:private-key]",
+        ),
+        rule(
+            r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}",
+            "[redacted:jwt]",
+        ),
+        rule(
+            r"(?i)\b(?P<k>bearer\s+)[A-Za-z0-9\-._~+/]{8,}=*",
+            "${k}[redacted:token]",
+        ),
+        rule(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b", "[redacted:aws-access-key]"),
+        rule(r"\bAIza[0-9A-Za-z_-]{35}\b", "[redacted:gcp-api-key]"),
+        rule(r"\bgh[pousr]_[A-Za-z0-9]{36,}\b", "[redacted:github-token]"),
+        rule(r"\bxox[abprs]-[A-Za-z0-9-]{10,}", "[redacted:slack-token]"),
+        rule(
+            r"(?i)(?P<k>AccountKey=)[A-Za-z0-9+/=]{20,}",
+            "${k}[redacted]",
+        ),
+        // user:password@host in URLs.
+        rule(
+            r"(?P<k>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@",
+            "${k}[redacted]@",
+        ),
+    ]
+});
+
+/// `password=...`, `api_key: ...`: the value after a credential-named key.
+static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?i)(?P<k>\b[\w.-]*(password|passwd|pwd|secret|token|api[_-]?key|access[_-]?key|credentials?)["']?\s*[=:]\s*["']?)(?P<v>[^\s"',;&}]+)"#,
+    )
+    .unwrap_or_else(|e| panic!("assignment rule is invalid: {e}"))
+});
+
+fn is_placeholder(v: &str) -> bool {
+    v.starts_with("[secret:") || v.starts_with("[redacted") || v.starts_with("[removed")
+}
+
+/// Removes credential-shaped substrings from text.
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    let mut out = Cow::Borrowed(text);
+    for r in RULES.iter() {
+        if r.pattern.is_match(&out) {
+            out = Cow::Owned(r.pattern.replace_all(&out, r.replacement).into_owned());
+        }
+    }
+    if ASSIGNMENT.is_match(&out) {
+        let source = out.clone();
+        let replaced = ASSIGNMENT.replace_all(&source, |c: &Captures| {
+            let value = &c["v"];
+            let start = c.get(0).map_or(0, |m| m.start());
+            // `[secret:abc]` is a token, not a key named "secret".
+            let inside_token = source[..start].ends_with('[');
+            if inside_token
+                || is_placeholder(value)
+                || value.starts_with('$')
+                || value.starts_with('[')
+            {
+                c[0].to_string()
+            } else {
+                format!("{}[redacted]", &c["k"])
+            }
+        });
+        out = Cow::Owned(replaced.into_owned());
+    }
+    out
+}
+
+/// Whether a JSON key names a credential (`password`, `apiKey`, `client_secret`, ...).
+fn credential_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase().replace(['-', '_'], "");
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "apikey",
+        "accesskey",
+        "privatekey",
+        "credentials",
+    ]
+    .iter()
+    .any(|w| k.ends_with(w))
+}
+
+/// Scrubs every string in a JSON value, and replaces string values stored under
+/// credential-named keys outright. Secret tokens are left alone.
+pub fn scrub_value(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            if let Cow::Owned(clean) = scrub(s) {
+                *s = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(scrub_value),
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::String(s)
+                        if credential_key(key) && !s.is_empty() && !is_placeholder(s) =>
+                    {
+                        *s = "[redacted]".to_string();
+                    }
+                    _ => scrub_value(v),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn credential_shapes_are_removed() {
+        let cases = [
+            (
+                "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
+                "[redacted:private-key]",
+            ),
+            (
+                "Authorization: Bearer abcdefghijklmnop123",
+                "Authorization: Bearer [redacted:token]",
+            ),
+            (
+                "tok eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NSJ9.c2lnbmF0dXJlX19f end",
+                "tok [redacted:jwt] end",
+            ),
+            ("key AKIAIOSFODNN7EXAMPLE", "key [redacted:aws-access-key]"),
+            (
+                "postgres://app:s3cr3t@db:5432/x",
+                "postgres://app:[redacted]@db:5432/x",
+            ),
+            ("login password=hunter2 ok", "login password=[redacted] ok"),
+            ("DB_PASSWORD: \"hunter2\"", "DB_PASSWORD: \"[redacted]\""),
+            ("api_key=abc123&x=1", "api_key=[redacted]&x=1"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(scrub(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn ordinary_text_and_tokens_are_untouched() {
+        for text in [
+            "GET /healthz 200 0.4ms",
+            "password: [secret:0123456789ab]",
+            "token count exceeded",
+            "the secret: ${DB_PASS}",
+        ] {
+            assert_eq!(scrub(text), text);
+        }
+    }
+
+    #[test]
+    fn json_values_are_scrubbed_by_key_and_content() {
+        let mut v = json!({"auth": {"password": "hunter2", "user": "app"}, "clientSecret": "xyz",
+                           "url": "https://u:p4ss@example.com", "ref": "[secret:0123456789ab]",
+                           "logs": ["Bearer abcdefghijklmnop"]});
+        scrub_value(&mut v);
+        assert_eq!(v["auth"]["password"], "[redacted]");
+        assert_eq!(v["auth"]["user"], "app");
+        assert_eq!(v["clientSecret"], "[redacted]");
+        assert_eq!(v["url"], "https://u:[redacted]@example.com");
+        assert_eq!(v["ref"], "[secret:0123456789ab]");
+        assert_eq!(v["logs"][0], "Bearer [redacted:token]");
+    }
+}
