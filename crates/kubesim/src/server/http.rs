@@ -215,6 +215,16 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
         dispatch(&app, route, req).await
     };
     log(verb, response.status().as_u16());
+    let mut response = response;
+    // The Date header carries the snapshot's clock, so clients can measure ages against it.
+    let date = app
+        .store
+        .now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    if let Ok(v) = HeaderValue::from_str(&date) {
+        response.headers_mut().insert(header::DATE, v);
+    }
     Ok(response)
 }
 

@@ -1,0 +1,329 @@
+//! Helm 3 releases, read from their storage objects (Secrets of type `helm.sh/release.v1`,
+//! or ConfigMaps with the ConfigMap driver) and decoded as Helm does: base64, then gzip, then
+//! JSON. No `helm` binary is involved.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::Cluster;
+use crate::error::{ClusterError, ErrorKind, Result};
+
+/// Arguments of `helm.list` and `helm.history`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HelmListQuery {
+    /// Only this release (for history).
+    pub name: Option<String>,
+    /// Namespace (default: the context's).
+    pub namespace: Option<String>,
+    /// Every namespace.
+    #[serde(default)]
+    pub all_namespaces: bool,
+    /// Kubeconfig context.
+    pub context: Option<String>,
+}
+
+/// Arguments of `helm.get`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HelmGetQuery {
+    /// Release name.
+    pub name: String,
+    /// Namespace (default: the context's).
+    pub namespace: Option<String>,
+    /// Revision (default: the latest).
+    pub revision: Option<u64>,
+    /// Kubeconfig context.
+    pub context: Option<String>,
+}
+
+/// One revision of a release, as `helm list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmReleaseSummary {
+    /// Release name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Revision number.
+    pub revision: u64,
+    /// `deployed`, `superseded`, `failed`, ...
+    pub status: String,
+    /// `CHART-VERSION`.
+    pub chart: String,
+    /// The chart's appVersion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
+    /// When this revision was deployed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated: Option<String>,
+    /// Helm's description of the revision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A whole release revision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HelmRelease {
+    /// Release name.
+    pub name: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Revision.
+    pub revision: u64,
+    /// Status.
+    pub status: String,
+    /// `CHART-VERSION`.
+    pub chart: String,
+    /// The chart's appVersion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_version: Option<String>,
+    /// The values the user supplied (`helm get values`).
+    pub values: Value,
+    /// The rendered manifest.
+    pub manifest: String,
+    /// The manifest parsed into objects.
+    pub objects: Vec<Value>,
+    /// The chart's NOTES.txt, rendered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// Decodes Helm's storage encoding: base64 of (optionally gzipped) JSON.
+pub fn decode_release(encoded: &str) -> std::result::Result<Value, String> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let bytes = b64
+        .decode(encoded.trim())
+        .map_err(|e| format!("the release is not base64: {e}"))?;
+    let json = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(&bytes[..])
+            .take(256 * 1024 * 1024)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("the release is not valid gzip: {e}"))?;
+        out
+    } else {
+        bytes
+    };
+    serde_json::from_slice(&json).map_err(|e| format!("the release is not valid JSON: {e}"))
+}
+
+fn text(v: &Value, path: &str) -> String {
+    v.pointer(path)
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string()
+}
+
+fn summary(r: &Value) -> HelmReleaseSummary {
+    let app_version = text(r, "/chart/metadata/appVersion");
+    let updated = text(r, "/info/last_deployed");
+    let description = text(r, "/info/description");
+    HelmReleaseSummary {
+        name: text(r, "/name"),
+        namespace: text(r, "/namespace"),
+        revision: r.get("version").and_then(Value::as_u64).unwrap_or(0),
+        status: text(r, "/info/status"),
+        chart: format!(
+            "{}-{}",
+            text(r, "/chart/metadata/name"),
+            text(r, "/chart/metadata/version")
+        ),
+        app_version: (!app_version.is_empty()).then_some(app_version),
+        updated: (!updated.is_empty()).then_some(updated),
+        description: (!description.is_empty()).then_some(description),
+    }
+}
+
+/// Parses a rendered manifest into objects, skipping empty documents.
+fn manifest_objects(manifest: &str) -> Vec<Value> {
+    match serde_saphyr::from_multiple::<Value>(manifest) {
+        Ok(docs) => docs.into_iter().filter(|d| d.is_object()).collect(),
+        Err(e) => {
+            tracing::warn!("cannot parse a Helm manifest: {e}");
+            Vec::new()
+        }
+    }
+}
+
+impl Cluster {
+    /// Every stored revision, decoded, of releases in scope (optionally one release).
+    async fn releases(&self, q: &HelmListQuery) -> Result<Vec<Value>> {
+        let ctx = self.context(q.context.as_deref()).await?;
+        let mut selector = "owner=helm".to_string();
+        if let Some(n) = &q.name {
+            selector.push_str(&format!(",name={n}"));
+        }
+        let namespace = if q.all_namespaces {
+            None
+        } else {
+            Some(
+                q.namespace
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| ctx.namespace.clone()),
+            )
+        };
+        let mut out = Vec::new();
+        for (kind, helm_layer_only) in [("secrets", false), ("configmaps", true)] {
+            let r = self.resolve(&ctx, kind).await?;
+            let objects = match self
+                .list_resource(
+                    &ctx,
+                    &r,
+                    namespace.as_deref(),
+                    Some(selector.clone()),
+                    None,
+                    None,
+                )
+                .await
+            {
+                Ok(o) => o,
+                // Without access to ConfigMaps, Secret-stored releases are still found.
+                Err(e) if kind == "configmaps" && e.kind == ErrorKind::Forbidden => continue,
+                Err(e) => return Err(e),
+            };
+            for o in objects {
+                let Some(raw) = o.pointer("/data/release").and_then(Value::as_str) else {
+                    continue;
+                };
+                // A Secret adds its own base64 layer around Helm's.
+                let encoded = if helm_layer_only {
+                    raw.to_string()
+                } else {
+                    match base64::engine::general_purpose::STANDARD.decode(raw) {
+                        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                        Err(_) => continue,
+                    }
+                };
+                match decode_release(&encoded) {
+                    Ok(release) => out.push(release),
+                    Err(e) => tracing::warn!(
+                        "skipping Helm storage object {}: {e}",
+                        text(&o, "/metadata/name")
+                    ),
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The latest revision of each release.
+    pub async fn helm_list(&self, q: &HelmListQuery) -> Result<Vec<HelmReleaseSummary>> {
+        let mut latest: BTreeMap<(String, String), HelmReleaseSummary> = BTreeMap::new();
+        for r in self.releases(q).await? {
+            let s = summary(&r);
+            let key = (s.namespace.clone(), s.name.clone());
+            if latest.get(&key).is_none_or(|old| old.revision < s.revision) {
+                latest.insert(key, s);
+            }
+        }
+        Ok(latest.into_values().collect())
+    }
+
+    /// Every revision of one release, oldest first.
+    pub async fn helm_history(&self, q: &HelmListQuery) -> Result<Vec<HelmReleaseSummary>> {
+        let Some(name) = q.name.as_deref().filter(|n| !n.is_empty()) else {
+            return Err(ClusterError::bad_input(
+                "name",
+                "`name` is required: the release whose history to read",
+            ));
+        };
+        let mut all: Vec<HelmReleaseSummary> =
+            self.releases(q).await?.iter().map(summary).collect();
+        if all.is_empty() {
+            return Err(ClusterError::not_found(format!(
+                "no Helm release {name:?} here: list releases with helm.list()"
+            )));
+        }
+        all.sort_by_key(|s| s.revision);
+        Ok(all)
+    }
+
+    /// One revision (the latest by default) with its values, manifest, objects and notes.
+    pub async fn helm_get(&self, q: &HelmGetQuery) -> Result<HelmRelease> {
+        let list = HelmListQuery {
+            name: Some(q.name.clone()),
+            namespace: q.namespace.clone(),
+            all_namespaces: false,
+            context: q.context.clone(),
+        };
+        let mut releases = self.releases(&list).await?;
+        if releases.is_empty() {
+            return Err(ClusterError::not_found(format!(
+                "no Helm release {:?} in this namespace: list releases with helm.list({{allNamespaces: true}})",
+                q.name
+            )));
+        }
+        releases.sort_by_key(|r| r.get("version").and_then(Value::as_u64).unwrap_or(0));
+        let chosen = match q.revision {
+            Some(rev) => releases
+                .iter()
+                .find(|r| r.get("version").and_then(Value::as_u64) == Some(rev))
+                .ok_or_else(|| {
+                    let revs: Vec<String> = releases
+                        .iter()
+                        .filter_map(|r| r.get("version").and_then(Value::as_u64))
+                        .map(|v| v.to_string())
+                        .collect();
+                    ClusterError::not_found(format!(
+                        "release {:?} has no revision {rev}; it has {}",
+                        q.name,
+                        revs.join(", ")
+                    ))
+                })?,
+            None => releases
+                .last()
+                .ok_or_else(|| ClusterError::not_found("no revision"))?,
+        };
+        let s = summary(chosen);
+        let manifest = text(chosen, "/manifest");
+        let notes = text(chosen, "/info/notes");
+        Ok(HelmRelease {
+            name: s.name,
+            namespace: s.namespace,
+            revision: s.revision,
+            status: s.status,
+            chart: s.chart,
+            app_version: s.app_version,
+            values: chosen
+                .get("config")
+                .cloned()
+                .filter(|v| !v.is_null())
+                .unwrap_or_else(|| Value::Object(Default::default())),
+            objects: manifest_objects(&manifest),
+            manifest,
+            notes: (!notes.is_empty()).then_some(notes),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_gzipped_releases_decode() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let plain = b64.encode(r#"{"name":"x","version":2}"#);
+        assert_eq!(decode_release(&plain).unwrap()["version"], 2);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut gz, br#"{"name":"y"}"#).unwrap();
+        let zipped = b64.encode(gz.finish().unwrap());
+        assert_eq!(decode_release(&zipped).unwrap()["name"], "y");
+        assert!(decode_release("!!!").unwrap_err().contains("base64"));
+    }
+
+    #[test]
+    fn manifests_parse_into_objects() {
+        let m = "---\n# Source: a.yaml\napiVersion: v1\nkind: Service\nmetadata:\n  name: s\n---\n# empty\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\n";
+        let objects = manifest_objects(m);
+        assert_eq!(objects.len(), 2);
+        assert_eq!(objects[1]["kind"], "Deployment");
+    }
+}

@@ -1,0 +1,164 @@
+//! Cluster access for kubecode: credentials resolved as kubectl resolves them, one client per
+//! context created on first use, a discovery cache, and the read operations of CONTRACT §3.2
+//! (list, get, logs, events, metrics, contexts, API resources, Helm releases).
+//!
+//! Nothing here sends a mutating request: every call is a GET.
+
+mod discovery;
+mod error;
+mod helm;
+mod kubeconfig;
+mod logs;
+mod reads;
+mod transport;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use discovery::ApiResource;
+pub use error::{ClusterError, ErrorKind, Result};
+pub use helm::{HelmGetQuery, HelmListQuery, HelmRelease, HelmReleaseSummary};
+pub use kubeconfig::{ContextInfo, Source};
+pub use logs::LogsQuery;
+pub use reads::{EventsQuery, GetQuery, ListQuery, MetricsQuery};
+pub use transport::Limits;
+
+use transport::Transport;
+
+/// One context's API server, its default namespace and its discovery cache.
+pub(crate) struct Context {
+    pub transport: Transport,
+    pub namespace: String,
+    discovery: tokio::sync::RwLock<Option<Arc<Vec<ApiResource>>>>,
+}
+
+/// Access to the clusters of a kubeconfig (or the in-cluster service account).
+pub struct Cluster {
+    source: Source,
+    default_context: Option<String>,
+    limits: Limits,
+    contexts: tokio::sync::Mutex<HashMap<String, Arc<Context>>>,
+}
+
+impl Cluster {
+    /// Resolves credentials as kubectl does (`kubeconfig` is `--kubeconfig`); `context`
+    /// overrides the kubeconfig's current context.
+    pub fn new(
+        kubeconfig: Option<&Path>,
+        context: Option<&str>,
+        limits: Limits,
+    ) -> Result<Cluster> {
+        Ok(Cluster::with_source(
+            kubeconfig::resolve(kubeconfig)?,
+            context,
+            limits,
+        ))
+    }
+
+    /// Uses a kubeconfig held in memory (the embedded demo cluster's, for instance).
+    pub fn from_kubeconfig_yaml(
+        yaml: &str,
+        context: Option<&str>,
+        limits: Limits,
+    ) -> Result<Cluster> {
+        let kc = kube::config::Kubeconfig::from_yaml(yaml).map_err(|e| {
+            ClusterError::new(ErrorKind::Unavailable, format!("invalid kubeconfig: {e}"))
+        })?;
+        Ok(Cluster::with_source(
+            Source::Kubeconfig(Box::new(kc)),
+            context,
+            limits,
+        ))
+    }
+
+    fn with_source(source: Source, context: Option<&str>, limits: Limits) -> Cluster {
+        let default_context = context.map(str::to_string).or_else(|| source.current());
+        Cluster {
+            source,
+            default_context,
+            limits,
+            contexts: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The contexts on offer; `current` marks the one calls use by default.
+    pub fn contexts(&self) -> Vec<ContextInfo> {
+        let mut all = self.source.contexts();
+        for c in &mut all {
+            c.current = Some(&c.name) == self.default_context.as_ref();
+        }
+        all
+    }
+
+    /// The client for a context (the default one when `name` is `None`), created on first use.
+    pub(crate) async fn context(&self, name: Option<&str>) -> Result<Arc<Context>> {
+        let name = match name.or(self.default_context.as_deref()) {
+            Some(n) => n.to_string(),
+            None => {
+                return Err(ClusterError::bad_input(
+                    "context",
+                    "the kubeconfig has no current context: pass `context`, or set one with `kubectl config use-context`",
+                ));
+            }
+        };
+        let mut contexts = self.contexts.lock().await;
+        if let Some(c) = contexts.get(&name) {
+            return Ok(c.clone());
+        }
+        let mut config = self.source.config(&name).await?;
+        config.default_retry = false;
+        config.read_timeout = Some(self.limits.request_timeout);
+        config.connect_timeout = Some(std::time::Duration::from_secs(10));
+        let url = config.cluster_url.to_string();
+        let namespace = config.default_namespace.clone();
+        let client = kube::Client::try_from(config).map_err(|e| {
+            ClusterError::new(
+                ErrorKind::Unavailable,
+                format!("cannot create a client for context {name:?}: {e}"),
+            )
+        })?;
+        let context = Arc::new(Context {
+            transport: Transport::new(client, url, self.limits.clone()),
+            namespace,
+            discovery: tokio::sync::RwLock::new(None),
+        });
+        contexts.insert(name, context.clone());
+        Ok(context)
+    }
+
+    /// Every resource the context serves (from the discovery cache).
+    pub async fn api_resources(&self, context: Option<&str>) -> Result<Vec<ApiResource>> {
+        let ctx = self.context(context).await?;
+        Ok(resources(&ctx, false).await?.as_ref().clone())
+    }
+
+    /// Resolves a kind (Kind, plural, short name or `plural.group`), refreshing discovery once
+    /// when it is unknown (a CRD may have been added since).
+    pub(crate) async fn resolve(&self, ctx: &Context, kind: &str) -> Result<ApiResource> {
+        if kind.trim().is_empty() {
+            return Err(ClusterError::bad_input(
+                "kind",
+                "`kind` is empty: pass a kind such as \"Pod\", \"deploy\" or \"widgets.example.com\"",
+            ));
+        }
+        let cached = resources(ctx, false).await?;
+        if let Some(r) = discovery::resolve(&cached, kind) {
+            return Ok(r.clone());
+        }
+        let fresh = resources(ctx, true).await?;
+        discovery::resolve(&fresh, kind)
+            .cloned()
+            .ok_or_else(|| discovery::unknown_kind(&fresh, kind))
+    }
+}
+
+async fn resources(ctx: &Context, refresh: bool) -> Result<Arc<Vec<ApiResource>>> {
+    if !refresh && let Some(r) = ctx.discovery.read().await.as_ref() {
+        return Ok(r.clone());
+    }
+    let mut slot = ctx.discovery.write().await;
+    let found = Arc::new(discovery::discover(&ctx.transport).await?);
+    *slot = Some(found.clone());
+    Ok(found)
+}

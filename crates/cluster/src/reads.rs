@@ -1,0 +1,348 @@
+//! list, get, events and metrics.
+
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::discovery::ApiResource;
+use crate::error::{ClusterError, ErrorKind, Result};
+use crate::{Cluster, Context};
+
+/// Arguments of `kubernetes.list`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListQuery {
+    /// Kind, plural, short name or `plural.group`.
+    pub kind: String,
+    /// Namespace (default: the context's).
+    pub namespace: Option<String>,
+    /// Every namespace.
+    #[serde(default)]
+    pub all_namespaces: bool,
+    /// Label selector.
+    pub label_selector: Option<String>,
+    /// Field selector.
+    pub field_selector: Option<String>,
+    /// Most objects to return.
+    pub limit: Option<u64>,
+    /// Kubeconfig context.
+    pub context: Option<String>,
+}
+
+/// Arguments of `kubernetes.get`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GetQuery {
+    /// Kind, plural, short name or `plural.group`.
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// Namespace (default: the context's).
+    pub namespace: Option<String>,
+    /// Kubeconfig context.
+    pub context: Option<String>,
+}
+
+/// Arguments of `kubernetes.events`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EventsQuery {
+    /// Namespace (default: the context's).
+    pub namespace: Option<String>,
+    /// Every namespace.
+    #[serde(default)]
+    pub all_namespaces: bool,
+    /// Kind of the involved object (`Pod`).
+    pub kind: Option<String>,
+    /// Name of the involved object.
+    pub name: Option<String>,
+    /// `Normal` or `Warning`.
+    #[serde(rename = "type")]
+    pub event_type: Option<String>,
+    /// Only events seen in the last N seconds.
+    pub since_seconds: Option<u64>,
+    /// Kubeconfig context.
+    pub context: Option<String>,
+}
+
+/// Arguments of `kubernetes.metrics`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MetricsQuery {
+    /// `pods` or `nodes`.
+    pub kind: String,
+    /// Namespace for pods (default: the context's).
+    pub namespace: Option<String>,
+    /// One pod or node.
+    pub name: Option<String>,
+    /// Kubeconfig context.
+    pub context: Option<String>,
+}
+
+fn query(pairs: &[(&str, Option<String>)]) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        if let Some(v) = v {
+            q.append_pair(k, v);
+        }
+    }
+    q.finish()
+}
+
+/// Fills `kind`/`apiVersion` (lists omit them) and drops `managedFields`.
+fn tidy(mut item: Value, r: &ApiResource) -> Value {
+    if let Value::Object(m) = &mut item {
+        m.entry("kind")
+            .or_insert_with(|| Value::String(r.kind.clone()));
+        m.entry("apiVersion")
+            .or_insert_with(|| Value::String(r.api_version()));
+        if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("managedFields");
+        }
+    }
+    item
+}
+
+fn timestamp(v: &Value, paths: &[&str]) -> Option<DateTime<Utc>> {
+    paths
+        .iter()
+        .filter_map(|p| v.pointer(p).and_then(Value::as_str))
+        .find_map(|s| DateTime::parse_from_rfc3339(s).ok())
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// When an event was last seen, by the fields the two event APIs use.
+fn last_seen(event: &Value) -> Option<DateTime<Utc>> {
+    timestamp(
+        event,
+        &[
+            "/series/lastObservedTime",
+            "/lastTimestamp",
+            "/eventTime",
+            "/firstTimestamp",
+            "/metadata/creationTimestamp",
+        ],
+    )
+}
+
+impl Cluster {
+    fn namespace_for(
+        ctx: &Context,
+        r: &ApiResource,
+        namespace: &Option<String>,
+        all: bool,
+    ) -> Option<String> {
+        if !r.namespaced || all {
+            None
+        } else {
+            Some(
+                namespace
+                    .clone()
+                    .filter(|n| !n.is_empty())
+                    .unwrap_or_else(|| ctx.namespace.clone()),
+            )
+        }
+    }
+
+    /// Lists objects, following `continue` pages up to `limit` (or the list cap, beyond which
+    /// the call fails and says how to narrow it).
+    pub async fn list(&self, q: &ListQuery) -> Result<Vec<Value>> {
+        let ctx = self.context(q.context.as_deref()).await?;
+        let r = self.resolve(&ctx, &q.kind).await?;
+        let namespace = Self::namespace_for(&ctx, &r, &q.namespace, q.all_namespaces);
+        self.list_resource(
+            &ctx,
+            &r,
+            namespace.as_deref(),
+            q.label_selector.clone(),
+            q.field_selector.clone(),
+            q.limit,
+        )
+        .await
+    }
+
+    pub(crate) async fn list_resource(
+        &self,
+        ctx: &Context,
+        r: &ApiResource,
+        namespace: Option<&str>,
+        label_selector: Option<String>,
+        field_selector: Option<String>,
+        limit: Option<u64>,
+    ) -> Result<Vec<Value>> {
+        let cap = ctx.transport.limits().list_cap;
+        let wanted = limit.map(|l| l as usize).filter(|l| *l > 0);
+        let path = r.collection_path(namespace);
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let room = wanted.unwrap_or(cap + 1).saturating_sub(items.len());
+            let page_size = room.min(500);
+            let q = query(&[
+                ("labelSelector", label_selector.clone()),
+                ("fieldSelector", field_selector.clone()),
+                ("limit", Some(page_size.to_string())),
+                ("continue", token.clone()),
+            ]);
+            let page = ctx
+                .transport
+                .get_json(&format!("{path}?{q}"))
+                .await
+                .map_err(|e| {
+                    if e.kind == ErrorKind::NotFound {
+                        ClusterError::not_found(format!(
+                            "{} (listing {} at {path})",
+                            e.message, r.name
+                        ))
+                    } else {
+                        e
+                    }
+                })?;
+            let Value::Object(mut page) = page else {
+                return Err(ClusterError::new(
+                    ErrorKind::Unavailable,
+                    format!("{path} did not answer with a list"),
+                ));
+            };
+            if let Some(Value::Array(page_items)) = page.remove("items") {
+                items.extend(page_items.into_iter().map(|i| tidy(i, r)));
+            }
+            if wanted.is_some_and(|w| items.len() >= w) {
+                items.truncate(wanted.unwrap_or(items.len()));
+                return Ok(items);
+            }
+            if items.len() > cap {
+                return Err(ClusterError::new(
+                    ErrorKind::LimitExceeded {
+                        limit: "listCap".into(),
+                        value: cap as u64,
+                    },
+                    format!(
+                        "more than {cap} {} match: narrow the call with namespace, labelSelector or fieldSelector, or pass limit",
+                        r.name
+                    ),
+                ));
+            }
+            token = page
+                .get("metadata")
+                .and_then(|m| m.get("continue"))
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string);
+            if token.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Gets one object.
+    pub async fn get(&self, q: &GetQuery) -> Result<Value> {
+        if q.name.is_empty() {
+            return Err(ClusterError::bad_input(
+                "name",
+                "`name` is empty: pass the object's name",
+            ));
+        }
+        let ctx = self.context(q.context.as_deref()).await?;
+        let r = self.resolve(&ctx, &q.kind).await?;
+        let namespace = Self::namespace_for(&ctx, &r, &q.namespace, false);
+        let path = format!("{}/{}", r.collection_path(namespace.as_deref()), q.name);
+        match ctx.transport.get_json(&path).await {
+            Ok(v) => Ok(tidy(v, &r)),
+            Err(e) if e.kind == ErrorKind::NotFound => {
+                let place = namespace
+                    .map(|n| format!(" in namespace {n:?}"))
+                    .unwrap_or_default();
+                Err(ClusterError::not_found(format!(
+                    "{} {:?} not found{place}: list them with kubernetes.list({{kind: {:?}}}) to see the names",
+                    r.kind, q.name, r.kind
+                )))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Core v1 events, oldest first (newest last), filtered by involved object, type and age.
+    pub async fn events(&self, q: &EventsQuery) -> Result<Vec<Value>> {
+        let ctx = self.context(q.context.as_deref()).await?;
+        let r = self.resolve(&ctx, "events").await?;
+        if let Some(t) = &q.event_type
+            && t != "Normal"
+            && t != "Warning"
+        {
+            return Err(ClusterError::bad_input(
+                "type",
+                format!("type must be \"Normal\" or \"Warning\", not {t:?}"),
+            ));
+        }
+        let mut fields = Vec::new();
+        if let Some(kind) = &q.kind {
+            // Events name the involved object's Kind; accept `pod` or `pods` as well.
+            let resolved = self
+                .resolve(&ctx, kind)
+                .await
+                .map(|r| r.kind)
+                .unwrap_or_else(|_| kind.clone());
+            fields.push(format!("involvedObject.kind={resolved}"));
+        }
+        if let Some(name) = &q.name {
+            fields.push(format!("involvedObject.name={name}"));
+        }
+        if let Some(t) = &q.event_type {
+            fields.push(format!("type={t}"));
+        }
+        let field_selector = (!fields.is_empty()).then(|| fields.join(","));
+        let namespace = Self::namespace_for(&ctx, &r, &q.namespace, q.all_namespaces);
+        let mut events = self
+            .list_resource(&ctx, &r, namespace.as_deref(), None, field_selector, None)
+            .await?;
+        if let Some(secs) = q.since_seconds {
+            let cutoff = ctx.transport.now() - chrono::Duration::seconds(secs as i64);
+            events.retain(|e| last_seen(e).is_some_and(|t| t >= cutoff));
+        }
+        events.sort_by_key(last_seen);
+        Ok(events)
+    }
+
+    /// Pod or node metrics from metrics-server.
+    pub async fn metrics(&self, q: &MetricsQuery) -> Result<Vec<Value>> {
+        let ctx = self.context(q.context.as_deref()).await?;
+        let (kind, namespaced) = match q.kind.as_str() {
+            "pods" | "pod" | "Pod" => ("pods", true),
+            "nodes" | "node" | "Node" => ("nodes", false),
+            other => {
+                return Err(ClusterError::bad_input(
+                    "kind",
+                    format!("kind must be \"pods\" or \"nodes\", not {other:?}"),
+                ));
+            }
+        };
+        let resources = crate::resources(&ctx, false).await?;
+        let Some(r) = resources
+            .iter()
+            .find(|r| r.group == "metrics.k8s.io" && r.name == kind)
+            .cloned()
+        else {
+            return Err(ClusterError::new(
+                ErrorKind::Unavailable,
+                "the metrics API (metrics.k8s.io) is not served by this cluster: metrics-server is not installed. Use resource requests/limits from kubernetes.get instead",
+            ));
+        };
+        let namespace = namespaced.then(|| {
+            q.namespace
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| ctx.namespace.clone())
+        });
+        match &q.name {
+            Some(name) => {
+                let path = format!("{}/{name}", r.collection_path(namespace.as_deref()));
+                Ok(vec![tidy(ctx.transport.get_json(&path).await?, &r)])
+            }
+            None => {
+                self.list_resource(&ctx, &r, namespace.as_deref(), None, None, None)
+                    .await
+            }
+        }
+    }
+}

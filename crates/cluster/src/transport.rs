@@ -1,0 +1,309 @@
+//! Requests toward one context's API server: a client-side rate limit, per-request timeouts,
+//! bounded retries with exponential backoff, jitter and `Retry-After`, and errors mapped to
+//! kinds a caller can act on.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use rand::Rng;
+use serde_json::Value;
+
+use crate::error::{ClusterError, ErrorKind, Result};
+
+/// Limits toward the API server. The defaults follow kubectl where it has one.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Requests per second, sustained (kubectl: 50).
+    pub qps: f64,
+    /// Requests allowed in a burst (kubectl: 300; kubecode is more careful).
+    pub burst: u32,
+    /// Time for one attempt, body included.
+    pub request_timeout: Duration,
+    /// Retries after the first attempt, on 429, 5xx and connection failures.
+    pub max_retries: u32,
+    /// Total time all attempts of one call may take.
+    pub retry_budget: Duration,
+    /// Most objects one list may return before the call fails and asks for narrowing.
+    pub list_cap: usize,
+    /// Most bytes of one container log fetched.
+    pub log_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            qps: 50.0,
+            burst: 100,
+            request_timeout: Duration::from_secs(30),
+            max_retries: 4,
+            retry_budget: Duration::from_secs(20),
+            list_cap: 20_000,
+            log_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+/// A token bucket.
+struct RateLimiter {
+    state: tokio::sync::Mutex<(f64, Instant)>,
+    qps: f64,
+    burst: f64,
+}
+
+impl RateLimiter {
+    fn new(qps: f64, burst: u32) -> RateLimiter {
+        let burst = f64::from(burst.max(1));
+        RateLimiter {
+            state: tokio::sync::Mutex::new((burst, Instant::now())),
+            qps: qps.max(0.1),
+            burst,
+        }
+    }
+
+    async fn acquire(&self) {
+        let mut state = self.state.lock().await;
+        let now = Instant::now();
+        let (tokens, last) = *state;
+        let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.qps).min(self.burst);
+        if tokens >= 1.0 {
+            *state = (tokens - 1.0, now);
+            return;
+        }
+        let wait = Duration::from_secs_f64((1.0 - tokens) / self.qps);
+        *state = (0.0, now + wait);
+        // Holding the lock while waiting keeps callers in order.
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// The API server of one context.
+pub struct Transport {
+    client: kube::Client,
+    url: String,
+    limiter: RateLimiter,
+    limits: Limits,
+    server_clock: Mutex<Option<(DateTime<Utc>, Instant)>>,
+}
+
+/// What an attempt produced.
+enum Attempt {
+    Done(Bytes),
+    Retry {
+        error: ClusterError,
+        after: Option<Duration>,
+    },
+    Fail(ClusterError),
+}
+
+fn status_message(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+}
+
+fn error_for(code: u16, body: &[u8]) -> ClusterError {
+    let server =
+        status_message(body).unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
+    let kind = match code {
+        401 => ErrorKind::Unauthorized,
+        403 => ErrorKind::Forbidden,
+        404 => ErrorKind::NotFound,
+        400 | 422 => ErrorKind::BadInput {
+            field: "request".into(),
+        },
+        429 => ErrorKind::Throttled,
+        504 => ErrorKind::Timeout,
+        500..=599 => ErrorKind::Unavailable,
+        _ => ErrorKind::Rejected { code },
+    };
+    let advice = match kind {
+        ErrorKind::Unauthorized => {
+            " (the credentials were refused: check the kubeconfig's user or refresh its token)"
+        }
+        ErrorKind::Forbidden => {
+            " (the credentials may not do this: try another namespace or ask for a role that allows it)"
+        }
+        ErrorKind::Throttled => {
+            " (the API server kept throttling after retries: make fewer or narrower calls)"
+        }
+        ErrorKind::Unavailable => " (the API server failed after retries: try again later)",
+        _ => "",
+    };
+    ClusterError::new(kind, format!("{server}{advice}"))
+}
+
+impl Transport {
+    /// Wraps a kube-rs client; kube-rs' own retries must be off (`default_retry = false`).
+    pub fn new(client: kube::Client, url: String, limits: Limits) -> Transport {
+        Transport {
+            client,
+            url,
+            limiter: RateLimiter::new(limits.qps, limits.burst),
+            limits,
+            server_clock: Mutex::new(None),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The API server's clock, from its last `Date` header (the local clock before any answer).
+    pub fn now(&self) -> DateTime<Utc> {
+        let clock = self.server_clock.lock().unwrap_or_else(|e| e.into_inner());
+        match *clock {
+            Some((server, seen)) => {
+                server + chrono::Duration::from_std(seen.elapsed()).unwrap_or_default()
+            }
+            None => Utc::now(),
+        }
+    }
+
+    async fn attempt(&self, path: &str) -> Attempt {
+        self.limiter.acquire().await;
+        let request = match http::Request::get(path).body(kube::client::Body::empty()) {
+            Ok(r) => r,
+            Err(e) => {
+                return Attempt::Fail(ClusterError::bad_input(
+                    "request",
+                    format!("invalid request path {path:?}: {e}"),
+                ));
+            }
+        };
+        let timeout = self.limits.request_timeout;
+        let sent = tokio::time::timeout(timeout, async {
+            let response = self.client.send(request).await?;
+            let (parts, body) = response.into_parts();
+            let bytes = body.collect().await.map(|c| c.to_bytes())?;
+            Ok::<_, kube::Error>((parts, bytes))
+        })
+        .await;
+        let (parts, body) = match sent {
+            Err(_) => {
+                return Attempt::Retry {
+                    error: ClusterError::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "the API server did not answer within {} s",
+                            timeout.as_secs()
+                        ),
+                    ),
+                    after: None,
+                };
+            }
+            Ok(Err(e)) => {
+                return Attempt::Retry {
+                    error: ClusterError::new(
+                        ErrorKind::Unavailable,
+                        format!("cannot reach the API server at {}: {e}", self.url),
+                    ),
+                    after: None,
+                };
+            }
+            Ok(Ok(x)) => x,
+        };
+        if let Some(date) = parts
+            .headers
+            .get(http::header::DATE)
+            .and_then(|d| d.to_str().ok())
+            .and_then(|d| DateTime::parse_from_rfc2822(d).ok())
+        {
+            *self.server_clock.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((date.with_timezone(&Utc), Instant::now()));
+        }
+        let code = parts.status.as_u16();
+        if parts.status.is_success() {
+            return Attempt::Done(body);
+        }
+        let error = error_for(code, &body);
+        if matches!(code, 429 | 500 | 502 | 503 | 504) {
+            let after = parts
+                .headers
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            Attempt::Retry { error, after }
+        } else {
+            Attempt::Fail(error)
+        }
+    }
+
+    /// GETs a path (with its query) and returns the body, retrying within the limits.
+    pub async fn get(&self, path: &str) -> Result<Bytes> {
+        let started = Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            let (error, after) = match self.attempt(path).await {
+                Attempt::Done(body) => return Ok(body),
+                Attempt::Fail(e) => return Err(e),
+                Attempt::Retry { error, after } => (error, after),
+            };
+            if attempt >= self.limits.max_retries {
+                return Err(error);
+            }
+            let backoff = {
+                let base = Duration::from_millis(100) * 2u32.saturating_pow(attempt);
+                let jitter = rand::rng().random_range(0.5..1.5);
+                base.mul_f64(jitter).min(Duration::from_secs(2))
+            };
+            let wait = after.map_or(backoff, |a| a.max(backoff));
+            if started.elapsed() + wait > self.limits.retry_budget {
+                let mut error = error;
+                error.message.push_str(&format!(
+                    " [gave up after {} attempts in {:.1} s]",
+                    attempt + 1,
+                    started.elapsed().as_secs_f64()
+                ));
+                return Err(error);
+            }
+            tracing::debug!("retrying {path} in {wait:?} after: {}", error.message);
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    /// GETs a path and parses the JSON answer.
+    pub async fn get_json(&self, path: &str) -> Result<Value> {
+        let body = self.get(path).await?;
+        serde_json::from_slice(&body).map_err(|e| {
+            ClusterError::new(
+                ErrorKind::Unavailable,
+                format!("the API server answered {path} with invalid JSON: {e}"),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_rate_limit_spaces_requests_after_a_burst() {
+        let limiter = RateLimiter::new(20.0, 2);
+        let started = Instant::now();
+        for _ in 0..4 {
+            limiter.acquire().await;
+        }
+        // Two from the burst, two at 20 per second: about 100 ms.
+        let elapsed = started.elapsed();
+        assert!(elapsed >= Duration::from_millis(90), "{elapsed:?}");
+    }
+
+    #[test]
+    fn statuses_map_to_kinds_with_advice() {
+        let body = br#"{"kind":"Status","message":"pods is forbidden: User \"x\" cannot list"}"#;
+        let e = error_for(403, body);
+        assert_eq!(e.kind, ErrorKind::Forbidden);
+        assert!(
+            e.message.starts_with("pods is forbidden") && e.message.contains("another namespace")
+        );
+        assert_eq!(error_for(404, b"").kind, ErrorKind::NotFound);
+        assert_eq!(error_for(429, b"").kind, ErrorKind::Throttled);
+    }
+}
