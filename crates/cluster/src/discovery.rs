@@ -8,7 +8,7 @@ use crate::error::{ClusterError, Result};
 use crate::transport::Transport;
 
 /// A resource the API server serves.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ApiResource {
     /// Kind (`Deployment`).
     pub kind: String,

@@ -13,7 +13,7 @@ use crate::Cluster;
 use crate::error::{ClusterError, ErrorKind, Result};
 
 /// Arguments of `helm.list` and `helm.history`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HelmListQuery {
     /// Only this release (for history).
@@ -28,7 +28,7 @@ pub struct HelmListQuery {
 }
 
 /// Arguments of `helm.get`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HelmGetQuery {
     /// Release name.
@@ -42,7 +42,7 @@ pub struct HelmGetQuery {
 }
 
 /// One revision of a release, as `helm list` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HelmReleaseSummary {
     /// Release name.
@@ -67,7 +67,7 @@ pub struct HelmReleaseSummary {
 }
 
 /// A whole release revision.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HelmRelease {
     /// Release name.

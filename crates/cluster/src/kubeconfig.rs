@@ -18,7 +18,7 @@ pub enum Source {
 }
 
 /// One context, as `kubernetes.contexts()` reports it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ContextInfo {
     /// Context name.
     pub name: String,

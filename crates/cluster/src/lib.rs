@@ -21,7 +21,7 @@ pub use error::{ClusterError, ErrorKind, Result};
 pub use helm::{HelmGetQuery, HelmListQuery, HelmRelease, HelmReleaseSummary};
 pub use kubeconfig::{ContextInfo, Source};
 pub use logs::LogsQuery;
-pub use reads::{EventsQuery, GetQuery, ListQuery, MetricsQuery};
+pub use reads::{EventType, EventsQuery, GetQuery, ListQuery, MetricsKind, MetricsQuery};
 pub use transport::Limits;
 
 use transport::Transport;

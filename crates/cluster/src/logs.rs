@@ -8,7 +8,7 @@ use crate::error::{ClusterError, ErrorKind, Result};
 use crate::reads::GetQuery;
 
 /// Arguments of `kubernetes.logs`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LogsQuery {
     /// Pod name.
@@ -114,23 +114,23 @@ impl Cluster {
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| ctx.namespace.clone());
-        let mut params = form_urlencoded::Serializer::new(String::new());
-        params.append_pair("container", &container);
-        if q.previous {
-            params.append_pair("previous", "true");
-        }
-        if let (Some(n), None) = (q.tail_lines, &grep) {
-            params.append_pair("tailLines", &n.to_string());
-        }
-        if let Some(s) = q.since_seconds {
-            params.append_pair("sinceSeconds", &s.max(1).to_string());
-        }
-        params.append_pair("limitBytes", &ctx.transport.limits().log_bytes.to_string());
-        let path = format!(
-            "/api/v1/namespaces/{namespace}/pods/{}/log?{}",
-            q.name,
+        // Built in its own scope: the serializer is not Send and must not live across an await.
+        let query = {
+            let mut params = form_urlencoded::Serializer::new(String::new());
+            params.append_pair("container", &container);
+            if q.previous {
+                params.append_pair("previous", "true");
+            }
+            if let (Some(n), None) = (q.tail_lines, &grep) {
+                params.append_pair("tailLines", &n.to_string());
+            }
+            if let Some(s) = q.since_seconds {
+                params.append_pair("sinceSeconds", &s.max(1).to_string());
+            }
+            params.append_pair("limitBytes", &ctx.transport.limits().log_bytes.to_string());
             params.finish()
-        );
+        };
+        let path = format!("/api/v1/namespaces/{namespace}/pods/{}/log?{query}", q.name);
         let body = ctx.transport.get(&path).await.map_err(|e| match e.kind {
             ErrorKind::BadInput { .. } => ClusterError::bad_input("container", e.message),
             _ => e,

@@ -9,7 +9,7 @@ use crate::error::{ClusterError, ErrorKind, Result};
 use crate::{Cluster, Context};
 
 /// Arguments of `kubernetes.list`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ListQuery {
     /// Kind, plural, short name or `plural.group`.
@@ -30,7 +30,7 @@ pub struct ListQuery {
 }
 
 /// Arguments of `kubernetes.get`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GetQuery {
     /// Kind, plural, short name or `plural.group`.
@@ -44,7 +44,7 @@ pub struct GetQuery {
 }
 
 /// Arguments of `kubernetes.events`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventsQuery {
     /// Namespace (default: the context's).
@@ -58,19 +58,37 @@ pub struct EventsQuery {
     pub name: Option<String>,
     /// `Normal` or `Warning`.
     #[serde(rename = "type")]
-    pub event_type: Option<String>,
+    pub event_type: Option<EventType>,
     /// Only events seen in the last N seconds.
     pub since_seconds: Option<u64>,
     /// Kubeconfig context.
     pub context: Option<String>,
 }
 
+/// The two event types: `Normal` (routine) and `Warning` (something went wrong).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[allow(missing_docs)]
+pub enum EventType {
+    Normal,
+    Warning,
+}
+
+/// What `kubernetes.metrics` reads: `pods` or `nodes`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum MetricsKind {
+    #[default]
+    Pods,
+    Nodes,
+}
+
 /// Arguments of `kubernetes.metrics`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricsQuery {
     /// `pods` or `nodes`.
-    pub kind: String,
+    pub kind: MetricsKind,
     /// Namespace for pods (default: the context's).
     pub namespace: Option<String>,
     /// One pod or node.
@@ -266,15 +284,6 @@ impl Cluster {
     pub async fn events(&self, q: &EventsQuery) -> Result<Vec<Value>> {
         let ctx = self.context(q.context.as_deref()).await?;
         let r = self.resolve(&ctx, "events").await?;
-        if let Some(t) = &q.event_type
-            && t != "Normal"
-            && t != "Warning"
-        {
-            return Err(ClusterError::bad_input(
-                "type",
-                format!("type must be \"Normal\" or \"Warning\", not {t:?}"),
-            ));
-        }
         let mut fields = Vec::new();
         if let Some(kind) = &q.kind {
             // Events name the involved object's Kind; accept `pod` or `pods` as well.
@@ -288,8 +297,8 @@ impl Cluster {
         if let Some(name) = &q.name {
             fields.push(format!("involvedObject.name={name}"));
         }
-        if let Some(t) = &q.event_type {
-            fields.push(format!("type={t}"));
+        if let Some(t) = q.event_type {
+            fields.push(format!("type={t:?}"));
         }
         let field_selector = (!fields.is_empty()).then(|| fields.join(","));
         let namespace = Self::namespace_for(&ctx, &r, &q.namespace, q.all_namespaces);
@@ -307,15 +316,9 @@ impl Cluster {
     /// Pod or node metrics from metrics-server.
     pub async fn metrics(&self, q: &MetricsQuery) -> Result<Vec<Value>> {
         let ctx = self.context(q.context.as_deref()).await?;
-        let (kind, namespaced) = match q.kind.as_str() {
-            "pods" | "pod" | "Pod" => ("pods", true),
-            "nodes" | "node" | "Node" => ("nodes", false),
-            other => {
-                return Err(ClusterError::bad_input(
-                    "kind",
-                    format!("kind must be \"pods\" or \"nodes\", not {other:?}"),
-                ));
-            }
+        let (kind, namespaced) = match q.kind {
+            MetricsKind::Pods => ("pods", true),
+            MetricsKind::Nodes => ("nodes", false),
         };
         let resources = crate::resources(&ctx, false).await?;
         let Some(r) = resources

@@ -1,0 +1,173 @@
+//! The catalog: every function kubecode offers a model, declared once with its path
+//! (`kubernetes.logs`), tool name (`kube_logs`), input and output JSON Schemas, documentation,
+//! annotations and handler. Tools mode is generated from it, and so is the sandbox's API.
+//!
+//! Input schemas are derived from the very types the handlers deserialize, so a schema and
+//! the validation behind it cannot drift apart.
+
+mod functions;
+mod search;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use cluster::{Cluster, ClusterError};
+use serde_json::{Map, Value};
+
+pub use search::SearchHit;
+
+/// The future a handler returns.
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, ClusterError>> + Send + 'a>>;
+
+/// Runs a function: validated arguments in, contract-shaped JSON out.
+pub type Handler = for<'a> fn(&'a Cluster, Value) -> HandlerFuture<'a>;
+
+/// MCP tool annotations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Annotations {
+    /// The function changes nothing.
+    pub read_only: bool,
+    /// The function may destroy something.
+    pub destructive: bool,
+    /// Calling it twice has the effect of calling it once.
+    pub idempotent: bool,
+    /// It talks to a world beyond the server (a cluster).
+    pub open_world: bool,
+}
+
+/// The read-only annotations every current function has.
+pub const READ_ONLY: Annotations = Annotations {
+    read_only: true,
+    destructive: false,
+    idempotent: true,
+    open_world: true,
+};
+
+/// How a result is wrapped for tools mode, whose `structuredContent` must be an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// The result is an object already.
+    Object,
+    /// An array, wrapped as `{"items": [...], "count": N}`.
+    Items,
+    /// A string, wrapped as `{"text": "..."}`.
+    Text,
+}
+
+/// One function.
+pub struct Function {
+    /// Dotted path in the sandbox API (`kubernetes.list`).
+    pub path: &'static str,
+    /// MCP tool name in tools mode (`kube_list`).
+    pub tool_name: &'static str,
+    /// One line: what it does.
+    pub summary: &'static str,
+    /// Longer documentation (when to use it, what it returns).
+    pub doc: &'static str,
+    /// JSON Schema of the arguments (an object).
+    pub input_schema: Value,
+    /// JSON Schema of the result as the sandbox sees it.
+    pub output_schema: Value,
+    /// MCP annotations.
+    pub annotations: Annotations,
+    /// How tools mode wraps the result.
+    pub shape: Shape,
+    /// What to tell a model whose output was cut: how to ask for less.
+    pub narrow_hint: &'static str,
+    /// The implementation.
+    pub handler: Handler,
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Function {
+    /// The names of the parameters the function takes.
+    pub fn parameters(&self) -> Vec<String> {
+        self.input_schema
+            .get("properties")
+            .and_then(Value::as_object)
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The JSON Schema of the tools-mode result (always an object).
+    pub fn tool_output_schema(&self) -> Value {
+        match self.shape {
+            Shape::Object => self.output_schema.clone(),
+            Shape::Items => serde_json::json!({"type": "object", "properties": {
+                "items": self.output_schema, "count": {"type": "integer"}}, "required": ["items", "count"]}),
+            Shape::Text => {
+                serde_json::json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]})
+            }
+        }
+    }
+
+    /// Wraps a result for tools mode.
+    pub fn tool_result(&self, result: Value) -> Value {
+        match (self.shape, result) {
+            (Shape::Items, Value::Array(items)) => {
+                let count = items.len();
+                serde_json::json!({"items": items, "count": count})
+            }
+            (Shape::Text, Value::String(text)) => serde_json::json!({"text": text}),
+            (_, other) => other,
+        }
+    }
+}
+
+/// All functions.
+#[derive(Debug)]
+pub struct Catalog {
+    functions: Vec<Function>,
+}
+
+impl Default for Catalog {
+    fn default() -> Self {
+        Catalog::new()
+    }
+}
+
+impl Catalog {
+    /// The Kubernetes and Helm functions of CONTRACT §3.2.
+    pub fn new() -> Catalog {
+        Catalog {
+            functions: functions::all(),
+        }
+    }
+
+    /// Every function, in declaration order.
+    pub fn functions(&self) -> &[Function] {
+        &self.functions
+    }
+
+    /// The function at a path (`kubernetes.logs`).
+    pub fn by_path(&self, path: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.path == path)
+    }
+
+    /// The function behind a tools-mode tool name (`kube_logs`).
+    pub fn by_tool_name(&self, name: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.tool_name == name)
+    }
+
+    /// Ranks functions for a free-text query by name, path, summary and parameter names.
+    pub fn search(&self, query: &str, limit: usize) -> Vec<SearchHit> {
+        search::search(&self.functions, query, limit)
+    }
+
+    /// Validates arguments and runs a function.
+    pub async fn call(
+        &self,
+        cluster: &Cluster,
+        f: &Function,
+        arguments: Option<Map<String, Value>>,
+    ) -> Result<Value, ClusterError> {
+        (f.handler)(cluster, Value::Object(arguments.unwrap_or_default())).await
+    }
+}
