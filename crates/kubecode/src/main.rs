@@ -12,6 +12,7 @@ fn main() -> ExitCode {
     // Logs go to stderr only: stdout carries program output (and, under MCP stdio, the protocol).
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KUBECODE_LOG")
                 .unwrap_or_else(|_| "info".into()),

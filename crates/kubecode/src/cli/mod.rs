@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch to the subcommands.
 
+mod serve;
 mod sim;
 
 use std::process::ExitCode;
@@ -16,6 +17,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the MCP server (stdio or Streamable HTTP).
+    Serve(serve::ServeArgs),
     /// Serve a cluster snapshot (or the demo cluster, or a generated one) as a Kubernetes API server.
     Sim(sim::SimArgs),
 }
@@ -23,6 +26,7 @@ enum Command {
 /// Runs the chosen subcommand.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve(args) => serve::run(args).await,
         Command::Sim(args) => sim::run(args).await,
     }
 }

@@ -1,0 +1,115 @@
+//! Streamable HTTP at `/mcp`, `/healthz`, and the transport's security: loopback by default,
+//! Host and Origin checks against DNS rebinding, an optional bearer token, and refusal to
+//! listen beyond loopback without one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+
+use crate::{KubecodeServer, ServeError, Shared};
+
+/// How to serve over HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// Bearer token clients must send, if any.
+    pub token: Option<String>,
+    /// Listen beyond loopback without a token anyway.
+    pub allow_unauthenticated: bool,
+}
+
+/// A configuration the server refuses to run with.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpSecurityError {
+    /// A non-loopback address without a token.
+    #[error(
+        "refusing to listen on {0} without a token: anyone who can reach it could read the cluster. Pass --auth-token-file FILE, bind 127.0.0.1, or pass --allow-unauthenticated if a proxy in front authenticates"
+    )]
+    Unauthenticated(SocketAddr),
+}
+
+async fn require_token(State(token): State<Arc<String>>, request: Request, next: Next) -> Response {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let ok = given.is_some_and(|g| {
+        g.len() == token.len()
+            && g.bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    });
+    if ok {
+        next.run(request).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "missing or wrong bearer token: send Authorization: Bearer <the token in --auth-token-file>\n",
+        )
+            .into_response()
+    }
+}
+
+/// Serves MCP over Streamable HTTP until the process stops. `ready` receives the bound
+/// address once the server accepts connections.
+pub async fn serve_http(
+    shared: Arc<Shared>,
+    options: HttpOptions,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    let loopback = options.addr.ip().is_loopback();
+    if !loopback && options.token.is_none() && !options.allow_unauthenticated {
+        return Err(HttpSecurityError::Unauthenticated(options.addr).into());
+    }
+    let listener = tokio::net::TcpListener::bind(options.addr).await?;
+    let bound = listener.local_addr()?;
+    let mut hosts = vec![
+        "localhost".to_string(),
+        "127.0.0.1".to_string(),
+        "::1".to_string(),
+    ];
+    if !loopback {
+        // Beyond loopback the Host check admits the bound address; put a proxy with its own
+        // name in front for anything else.
+        hosts.push(bound.ip().to_string());
+        hosts.push(bound.to_string());
+    }
+    let origins = vec![
+        "http://localhost:*".to_string(),
+        "http://127.0.0.1:*".to_string(),
+        "http://[::1]:*".to_string(),
+    ];
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(hosts)
+        .with_allowed_origins(origins);
+    let service: StreamableHttpService<KubecodeServer, LocalSessionManager> =
+        StreamableHttpService::new(
+            move || Ok(KubecodeServer::new(shared.clone())),
+            Default::default(),
+            config,
+        );
+    let mut mcp = axum::Router::new().nest_service("/mcp", service);
+    if let Some(token) = options.token {
+        mcp = mcp.layer(middleware::from_fn_with_state(
+            Arc::new(token),
+            require_token,
+        ));
+    }
+    let app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .merge(mcp);
+    ready(bound);
+    axum::serve(listener, app).await?;
+    Ok(())
+}
