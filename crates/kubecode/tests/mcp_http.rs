@@ -182,6 +182,58 @@ async fn sessions_health_and_concurrent_clients() {
 }
 
 #[tokio::test]
+async fn pods_logs_events_and_helm_over_http_without_secrets() {
+    let s = start(&[]);
+    let c = client();
+    let pods = session_call(
+        &c,
+        s.addr,
+        &[],
+        "kube_list",
+        json!({"kind": "pods", "namespace": "payments", "labelSelector": "app=ledger"}),
+    )
+    .await;
+    let ledger = pods["items"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let logs = session_call(
+        &c,
+        s.addr,
+        &[],
+        "kube_logs",
+        json!({"name": ledger, "namespace": "payments"}),
+    )
+    .await;
+    assert!(logs["text"].as_str().unwrap().contains("ledger ready"));
+    let events = session_call(&c, s.addr, &[], "kube_events", json!({"namespace": "ml"})).await;
+    assert!(events["count"].as_u64().unwrap() > 0);
+    let release = session_call(
+        &c,
+        s.addr,
+        &[],
+        "helm_get",
+        json!({"name": "storefront", "namespace": "shop"}),
+    )
+    .await;
+    assert_eq!(release["revision"], 2);
+    let secret = session_call(
+        &c,
+        s.addr,
+        &[],
+        "kube_get",
+        json!({"kind": "secret", "name": "payments-db", "namespace": "payments"}),
+    )
+    .await;
+    for answer in [&logs, &events, &release, &secret] {
+        assert!(
+            !answer.to_string().contains(kubesim::demo::SECRET_PASSWORD),
+            "plaintext leaked over HTTP"
+        );
+    }
+}
+
+#[tokio::test]
 async fn host_and_origin_checks_stop_dns_rebinding() {
     let s = start(&[]);
     let c = client();

@@ -223,6 +223,30 @@ async fn no_response_carries_a_secret_in_plaintext() {
         structured(&again)["data"]["password"],
         "tokens are stable within a session"
     );
+    // The ledger logs a connection URL with the same password: scrubbing removes it.
+    let ledger = call(
+        &s,
+        "kube_list",
+        json!({"kind": "pods", "namespace": "payments", "labelSelector": "app=ledger"}),
+    )
+    .await;
+    let name = structured(&ledger)["items"][0]["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let logs = call(
+        &s,
+        "kube_logs",
+        json!({"name": name, "namespace": "payments"}),
+    )
+    .await;
+    assert!(
+        structured(&logs)["text"]
+            .as_str()
+            .unwrap()
+            .contains("postgres://payments:[redacted]@")
+    );
+    assert_no_secret(&everything(&logs));
     for tool in ["helm_get", "helm_history"] {
         let r = call(&s, tool, json!({"name": "storefront", "namespace": "shop"})).await;
         assert_no_secret(&everything(&r));
@@ -354,6 +378,34 @@ async fn the_real_dump_through_tools_mode() {
     let (code, message) = error(&call(&s, "kube_metrics", json!({"kind": "nodes"})).await);
     assert_eq!(code, "Unavailable");
     assert!(message.contains("metrics-server"), "{message}");
+    let events = call(
+        &s,
+        "kube_events",
+        json!({"namespace": "kube-system", "type": "Warning"}),
+    )
+    .await;
+    assert!(structured(&events)["count"].as_u64().unwrap() > 0);
+    let node = call(
+        &s,
+        "kube_get",
+        json!({"kind": "node", "name": "aks-nodepool1-28869405-vmss000000"}),
+    )
+    .await;
+    assert_eq!(structured(&node)["kind"], "Node");
+    assert_eq!(
+        structured(&call(&s, "kube_contexts", json!({})).await)["count"],
+        1
+    );
+    assert!(
+        structured(&call(&s, "kube_api_resources", json!({})).await)["count"]
+            .as_u64()
+            .unwrap()
+            > 30
+    );
+    assert_eq!(
+        structured(&call(&s, "helm_list", json!({"allNamespaces": true})).await)["count"],
+        0
+    );
     s.cancel().await.unwrap();
 }
 

@@ -9,7 +9,7 @@
 //! | `data/analytics-worker` | OOMKilled at its 256Mi limit, restarting |
 //! | `shop/checkout` Service | selector `tier=backend` matches no pod: no endpoints |
 //! | Helm release `shop/storefront` | live Deployment drifted from the release manifest |
-//! | `payments/payments-db` Secret | a password that must never reach a model |
+//! | `payments/payments-db` Secret | a password that must never reach a model (the `ledger` pod also logs it in a connection URL) |
 
 use std::io::Write;
 
@@ -207,7 +207,11 @@ pub fn snapshot() -> Snapshot {
         "ghcr.io/acme/ledger:1.4.7",
         1,
         8080,
-        &["ledger ready; 0 pending reconciliations"],
+        // An application that logs its connection string: the password must be scrubbed on the way to a model.
+        &[
+            "connecting to postgres://payments:Sup3r-S3cret-Passw0rd!@postgres.data.svc:5432/payments",
+            "ledger ready; 0 pending reconciliations",
+        ],
     ));
     b.add_workload(&healthy(
         "payments",
@@ -533,6 +537,16 @@ mod tests {
         );
         let checkout = find(&s, "Endpoints", "checkout")[0];
         assert!(checkout.get("subsets").is_none());
+    }
+
+    #[test]
+    fn the_ledger_logs_the_secret_password() {
+        let s = snapshot();
+        let logged = s.logs.iter().any(|(k, l)| {
+            k.pod.starts_with("ledger")
+                && matches!(l, crate::snapshot::ContainerLog::Lines(lines) if lines.iter().any(|x| x.text.contains(SECRET_PASSWORD)))
+        });
+        assert!(logged, "the demo's credential-scrubbing case is in place");
     }
 
     #[test]
