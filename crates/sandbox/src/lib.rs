@@ -1,0 +1,258 @@
+//! The sealed sandbox of code mode: the model's TypeScript is stripped of its types (oxc) and
+//! run in a fresh QuickJS runtime and context (rquickjs) per run, on a blocking thread, with
+//! only `tools`, `console`, `sleep`, `state` and the ECMAScript built-ins as globals. Tool
+//! calls leave the sandbox through the [`Host`] trait; the sandbox knows nothing of
+//! Kubernetes. Wall clock (after `await` too), memory, stack, call count, calls in flight and
+//! output size are limited (CONTRACT §3.4).
+
+mod run;
+mod strip;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+
+pub use strip::{SyntaxError, strip};
+
+/// The future of a tool call: the result, or `(code, message)`.
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, (String, String)>> + Send>>;
+
+/// What the sandbox can reach: the functions of the catalog, and nothing else.
+pub trait Host: Send + Sync + 'static {
+    /// The dotted paths of every function (`kubernetes.list`).
+    fn functions(&self) -> Vec<String>;
+    /// Calls a function with JSON arguments.
+    fn call(&self, path: &str, args: Value) -> CallFuture;
+    /// `tools.search`: ranked `{path, summary, signature}` entries.
+    fn search(&self, query: &str, limit: usize) -> Value;
+    /// `tools.describe`: the TypeScript declaration of a function, if it exists.
+    fn describe(&self, path: &str) -> Option<String>;
+}
+
+/// `state`: JSON values kept across runs of one MCP session.
+pub type State = Arc<Mutex<HashMap<String, Value>>>;
+
+/// The limits of one run (CONTRACT §3.4 defaults).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Wall clock, awaits and sleeps included.
+    pub wall: Duration,
+    /// Memory of the JavaScript heap, in bytes.
+    pub memory: usize,
+    /// Stack, in bytes.
+    pub stack: usize,
+    /// Tool calls per run.
+    pub calls: usize,
+    /// Tool calls in flight at once.
+    pub in_flight: usize,
+    /// Characters of result (and of logs) returned.
+    pub output: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            wall: Duration::from_secs(30),
+            memory: 128 * 1024 * 1024,
+            stack: 1024 * 1024,
+            calls: 500,
+            in_flight: 16,
+            output: 24_000,
+        }
+    }
+}
+
+/// One tool call, as `calls` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallRecord {
+    /// The function.
+    pub path: String,
+    /// How long it took.
+    pub ms: u64,
+    /// Whether it succeeded.
+    pub ok: bool,
+}
+
+/// Why a run failed, with the position in the model's own source when known.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunError {
+    /// `TypeError`, `ToolError`, `LimitExceeded`, `SyntaxError`, ...
+    pub name: String,
+    /// What went wrong and, where it helps, what to do instead.
+    pub message: String,
+    /// 1-based line in the model's program.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    /// 1-based column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u32>,
+    /// A machine-readable code (`NotFound`, `Forbidden`, `LimitExceeded`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// The failing line of the program.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl RunError {
+    fn simple(name: &str, message: &str) -> RunError {
+        RunError {
+            name: name.into(),
+            message: message.into(),
+            line: None,
+            column: None,
+            code: None,
+            source: None,
+        }
+    }
+}
+
+/// Counters of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Stats {
+    /// Wall-clock milliseconds.
+    pub wall_ms: u64,
+    /// Tool calls made.
+    pub tool_calls: usize,
+}
+
+/// What `run_code` returns (CONTRACT §3.3).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunOutput {
+    /// Whether the program succeeded.
+    pub ok: bool,
+    /// The returned value (deeply awaited).
+    pub result: Value,
+    /// Console output.
+    pub logs: Vec<String>,
+    /// Tool calls made.
+    pub calls: Vec<CallRecord>,
+    /// Whether the result was cut to the output limit.
+    pub truncated: bool,
+    /// The failure, when `ok` is false.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<RunError>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl RunOutput {
+    fn failed(error: RunError, logs: Vec<String>, calls: Vec<CallRecord>) -> RunOutput {
+        RunOutput {
+            ok: false,
+            result: Value::Null,
+            stats: Stats {
+                wall_ms: 0,
+                tool_calls: calls.len(),
+            },
+            logs,
+            calls,
+            truncated: false,
+            error: Some(error),
+        }
+    }
+
+    fn succeeded(
+        json: String,
+        logs: Vec<String>,
+        calls: Vec<CallRecord>,
+        limit: usize,
+    ) -> RunOutput {
+        let (result, truncated) = if json.len() > limit {
+            let cut: String = json.chars().take(limit).collect();
+            (
+                Value::String(format!(
+                    "{cut}… [result truncated: {} of {} characters shown. Return less: filter, count or summarize in the program]",
+                    limit,
+                    json.len()
+                )),
+                true,
+            )
+        } else {
+            (serde_json::from_str(&json).unwrap_or(Value::Null), false)
+        };
+        RunOutput {
+            ok: true,
+            result,
+            stats: Stats {
+                wall_ms: 0,
+                tool_calls: calls.len(),
+            },
+            logs,
+            calls,
+            truncated,
+            error: None,
+        }
+    }
+}
+
+/// How a run is driven from outside.
+#[derive(Clone, Default)]
+pub struct Control {
+    /// Set to stop the program (a client's cancellation).
+    pub cancel: Arc<AtomicBool>,
+    /// Called with (calls made, elapsed) as the run progresses.
+    pub progress: Option<Arc<dyn Fn(usize, Duration) + Send + Sync>>,
+}
+
+/// Runs a program. Never panics into the caller: a failure of the sandbox itself is a
+/// failed [`RunOutput`].
+pub async fn run(
+    program: &str,
+    host: Arc<dyn Host>,
+    state: State,
+    limits: Limits,
+    control: Control,
+) -> RunOutput {
+    let stripped = match std::panic::catch_unwind(|| strip(program)) {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            return RunOutput::failed(
+                RunError {
+                    name: "SyntaxError".into(),
+                    message: e.message,
+                    line: Some(e.line),
+                    column: Some(e.column),
+                    code: None,
+                    source: program
+                        .lines()
+                        .nth(e.line.saturating_sub(1) as usize)
+                        .map(|s| s.trim().to_string()),
+                },
+                Vec::new(),
+                Vec::new(),
+            );
+        }
+        Err(_) => {
+            return RunOutput::failed(
+                RunError::simple("SyntaxError", "the program could not be parsed"),
+                Vec::new(),
+                Vec::new(),
+            );
+        }
+    };
+    let job = run::Job {
+        stripped,
+        host,
+        state,
+        limits,
+        cancel: control.cancel,
+        handle: tokio::runtime::Handle::current(),
+        progress: control.progress,
+    };
+    match tokio::task::spawn_blocking(move || run::execute(job)).await {
+        Ok(out) => out,
+        Err(e) => RunOutput::failed(
+            RunError::simple("InternalError", &format!("the sandbox thread failed: {e}")),
+            Vec::new(),
+            Vec::new(),
+        ),
+    }
+}

@@ -1,0 +1,130 @@
+// The sandbox's JavaScript side: the `tools` bridge, console, sleep and state, built on the
+// host functions __call, __search, __describe, __log, __sleep and __state_*. It runs once per
+// run, in a fresh context, before the program.
+(function (global, paths) {
+  "use strict";
+  const call = global.__call, search = global.__search, describe = global.__describe,
+    log = global.__log, sleepHost = global.__sleep,
+    stateGet = global.__state_get, stateSet = global.__state_set,
+    stateKeys = global.__state_keys, stateDelete = global.__state_delete;
+  for (const name of ["__call", "__search", "__describe", "__log", "__sleep",
+    "__state_get", "__state_set", "__state_keys", "__state_delete", "__paths"]) {
+    delete global[name];
+  }
+
+  function nearest(name, names) {
+    const d = (a, b) => {
+      const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+      for (let i = 1; i <= a.length; i++) {
+        let prev = row[0]; row[0] = i;
+        for (let j = 1; j <= b.length; j++) {
+          const cur = row[j];
+          row[j] = Math.min(row[j] + 1, row[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+          prev = cur;
+        }
+      }
+      return row[b.length];
+    };
+    return names.slice().sort((a, b) => d(name, a) - d(name, b)).slice(0, 3);
+  }
+
+  // A Promise that explains itself when used as data: `(tools.x()).filter` says "add await".
+  function explained(promise, path) {
+    return new Proxy(promise, {
+      get(target, prop) {
+        if (typeof prop === "symbol" || prop in Promise.prototype) {
+          const v = Reflect.get(target, prop, target);
+          return typeof v === "function" ? v.bind(target) : v;
+        }
+        throw new TypeError(`tools.${path}(...) returns a Promise, not data: add await ` +
+          `(const x = await tools.${path}(...)) before using .${String(prop)}`);
+      },
+    });
+  }
+
+  function namespace(prefix, members) {
+    const names = Object.keys(members);
+    return new Proxy(Object.freeze(members), {
+      get(target, prop) {
+        if (typeof prop === "symbol" || prop in target) return target[prop];
+        if (prop === "then" || prop === "toJSON") return undefined;
+        throw new TypeError(`${prefix} has no member "${String(prop)}"; did you mean ` +
+          nearest(String(prop), names).map((n) => `${prefix}.${n}`).join(", ") + "?");
+      },
+      set() { throw new TypeError(`${prefix} is read-only`); },
+      defineProperty() { throw new TypeError(`${prefix} is read-only`); },
+    });
+  }
+
+  const tree = {};
+  for (const path of paths) {
+    const [ns, fn] = path.split(".");
+    (tree[ns] = tree[ns] || {})[fn] = function (args) {
+      if (args !== undefined && (args === null || typeof args !== "object" || Array.isArray(args))) {
+        return explained(Promise.reject(new TypeError(`tools.${path} takes one object of arguments, e.g. tools.${path}({ ... })`)), path);
+      }
+      return explained(call(path, JSON.stringify(args === undefined ? {} : args)), path);
+    };
+  }
+  const members = {};
+  for (const ns of Object.keys(tree)) members[ns] = namespace(`tools.${ns}`, tree[ns]);
+  members.search = async (query, opts) => JSON.parse(search(String(query), JSON.stringify(opts || {})));
+  members.describe = async (path) => {
+    const text = describe(String(path));
+    if (text == null) throw new TypeError(`no function ${path}; did you mean ${nearest(String(path), paths).join(", ")}?`);
+    return text;
+  };
+  members.list = async (prefix) => {
+    const all = [];
+    for (const ns of Object.keys(tree)) {
+      all.push(`${ns}/`);
+      for (const fn of Object.keys(tree[ns])) all.push(`${ns}/${fn}`);
+    }
+    const p = (prefix || "").replace(/\./g, "/");
+    return all.filter((x) => x.startsWith(p));
+  };
+  const tools = namespace("tools", members);
+
+  function format(v) {
+    if (typeof v === "string") return v;
+    if (v instanceof Error) return `${v.name}: ${v.message}`;
+    try { const s = JSON.stringify(v); return s === undefined ? String(v) : s; } catch (e) { return String(v); }
+  }
+  const consoleObject = {};
+  for (const level of ["log", "info", "warn", "error", "debug"]) {
+    consoleObject[level] = (...args) => log(level, args.map(format).join(" "));
+  }
+
+  const stateObject = {
+    get(key) { const v = stateGet(String(key)); return v == null ? undefined : JSON.parse(v); },
+    set(key, value) {
+      const text = JSON.stringify(value);
+      if (text === undefined) throw new TypeError("state.set takes a JSON value");
+      stateSet(String(key), text);
+    },
+    keys() { return JSON.parse(stateKeys()); },
+    delete(key) { return stateDelete(String(key)); },
+  };
+
+  // Awaits promises anywhere inside the returned value.
+  async function deep(value, seen) {
+    value = await value;
+    if (value === null || typeof value !== "object") return value;
+    if (seen.has(value)) return null;
+    seen.add(value);
+    if (Array.isArray(value)) return Promise.all(value.map((v) => deep(v, seen)));
+    const out = {};
+    for (const key of Object.keys(value)) out[key] = await deep(value[key], seen);
+    return out;
+  }
+
+  const define = (name, value) => Object.defineProperty(global, name, { value, writable: false, configurable: false, enumerable: false });
+  define("tools", tools);
+  define("console", Object.freeze(consoleObject));
+  define("sleep", (ms) => sleepHost(Number(ms) || 0));
+  define("state", Object.freeze(stateObject));
+  define("__finish", async (body) => {
+    const result = await deep(body, new WeakSet());
+    return JSON.stringify(result === undefined ? null : result);
+  });
+})(globalThis, globalThis.__paths);

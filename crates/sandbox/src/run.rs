@@ -1,0 +1,550 @@
+//! One run: a fresh QuickJS runtime and context on a blocking thread, the event loop that
+//! settles tool calls and sleeps, and the limits that stop runaway programs.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use rquickjs::context::EvalOptions;
+use rquickjs::{Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value as JsValue};
+use serde_json::Value;
+
+use crate::strip::Stripped;
+use crate::{CallRecord, Host, Limits, RunError, RunOutput, State};
+
+/// A settled tool call or timer, sent to the sandbox thread.
+enum Completion {
+    Call {
+        id: u64,
+        ms: u64,
+        result: Result<Value, (String, String)>,
+    },
+}
+
+type Resolvers = (Persistent<Function<'static>>, Persistent<Function<'static>>);
+
+#[derive(Default)]
+struct Pending {
+    next_id: u64,
+    resolvers: HashMap<u64, Resolvers>,
+    paths: HashMap<u64, String>,
+    timers: Vec<(Instant, u64)>,
+    calls: Vec<CallRecord>,
+    logs: Vec<String>,
+    log_chars: usize,
+    limit: Option<RunError>,
+}
+
+fn limit_error(limit: &str, value: impl std::fmt::Display, advice: &str) -> RunError {
+    RunError {
+        name: "LimitExceeded".into(),
+        message: format!("the {limit} limit ({value}) was exceeded: {advice}"),
+        line: None,
+        column: None,
+        code: Some("LimitExceeded".into()),
+        source: None,
+    }
+}
+
+const PRELUDE: &str = include_str!("prelude.js");
+
+/// Everything a run needs, moved onto the sandbox thread.
+pub struct Job {
+    pub stripped: Stripped,
+    pub host: Arc<dyn Host>,
+    pub state: State,
+    pub limits: Limits,
+    pub cancel: Arc<AtomicBool>,
+    pub handle: tokio::runtime::Handle,
+    pub progress: Option<Arc<dyn Fn(usize, Duration) + Send + Sync>>,
+}
+
+/// Runs a stripped program to completion (or to a limit). Blocks the calling thread.
+pub fn execute(job: Job) -> RunOutput {
+    let started = Instant::now();
+    let deadline = started + job.limits.wall;
+    let mut out = match execute_inner(&job, started, deadline) {
+        Ok(o) => o,
+        Err(e) => RunOutput::failed(
+            RunError {
+                name: "InternalError".into(),
+                message: format!("the sandbox could not start: {e}"),
+                line: None,
+                column: None,
+                code: None,
+                source: None,
+            },
+            Vec::new(),
+            Vec::new(),
+        ),
+    };
+    out.stats.wall_ms = started.elapsed().as_millis() as u64;
+    out
+}
+
+fn execute_inner(job: &Job, started: Instant, deadline: Instant) -> rquickjs::Result<RunOutput> {
+    let rt = Runtime::new()?;
+    rt.set_memory_limit(job.limits.memory);
+    rt.set_max_stack_size(job.limits.stack);
+    let cancel = job.cancel.clone();
+    rt.set_interrupt_handler(Some(Box::new(move || {
+        Instant::now() >= deadline || cancel.load(Ordering::Relaxed)
+    })));
+    let ctx = Context::full(&rt)?;
+    let pending = Rc::new(RefCell::new(Pending::default()));
+    let out = drive(&rt, &ctx, &pending, job, started, deadline);
+    // The host functions hold `pending`, and `pending` holds JavaScript functions: break the
+    // cycle before the context and runtime are freed, or QuickJS finds objects still alive.
+    {
+        let mut p = pending.borrow_mut();
+        p.resolvers.clear();
+        p.timers.clear();
+    }
+    rt.set_interrupt_handler(None);
+    drop(ctx);
+    rt.run_gc();
+    out
+}
+
+fn drive(
+    rt: &Runtime,
+    ctx: &Context,
+    pending: &Rc<RefCell<Pending>>,
+    job: &Job,
+    started: Instant,
+    deadline: Instant,
+) -> rquickjs::Result<RunOutput> {
+    let (tx, rx) = mpsc::channel::<Completion>();
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(job.limits.in_flight.max(1)));
+
+    let main: rquickjs::Result<Persistent<Promise<'static>>> = ctx.with(|ctx| {
+        install(&ctx, job, pending, &tx, &in_flight)?;
+        let wrapped = format!(
+            "__finish((async function __body() {{\n{}\n}})())",
+            job.stripped.code
+        );
+        let mut options = EvalOptions::default();
+        options.global = true;
+        options.strict = false;
+        options.promise = false;
+        options.filename = Some("program.js".into());
+        let promise: Promise = ctx.eval_with_options(wrapped, options)?;
+        Ok(Persistent::save(&ctx, promise))
+    });
+    let main = match main {
+        Ok(p) => p,
+        Err(e) => {
+            let error = ctx.with(|ctx| describe_exception(&ctx, e, job, pending));
+            let p = pending.borrow();
+            return Ok(RunOutput::failed(error, p.logs.clone(), p.calls.clone()));
+        }
+    };
+
+    loop {
+        // Run every pending job (promise continuations); a job that throws uncaught is
+        // reported through the main promise.
+        loop {
+            match rt.execute_pending_job() {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(_) => continue,
+            }
+        }
+        let settled = ctx.with(|ctx| main.clone().restore(&ctx).map(|p| p.state()))?;
+        let now = Instant::now();
+        let limit = pending.borrow_mut().limit.take();
+        if let Some(e) = limit {
+            return Ok(finish_failed(job, pending, e));
+        }
+        if job.cancel.load(Ordering::Relaxed) {
+            let e = RunError::simple("Cancelled", "the client cancelled the run");
+            return Ok(finish_failed(job, pending, e));
+        }
+        match settled {
+            rquickjs::promise::PromiseState::Pending => {}
+            _ => break,
+        }
+        if now >= deadline {
+            return Ok(finish_failed(job, pending, wall_error(job)));
+        }
+        let (outstanding, next_timer) = {
+            let p = pending.borrow();
+            (p.resolvers.len(), p.timers.iter().map(|(t, _)| *t).min())
+        };
+        if outstanding == 0 {
+            let e = RunError::simple(
+                "Error",
+                "the program is waiting for a promise that can never settle (no tool call or sleep is in progress)",
+            );
+            return Ok(finish_failed(job, pending, e));
+        }
+        let wake = next_timer.map_or(deadline, |t| t.min(deadline));
+        match rx.recv_timeout(wake.saturating_duration_since(now)) {
+            Ok(c) => settle(ctx, pending, c),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {}
+        }
+        // Settle whatever else has arrived, then the timers that are due.
+        while let Ok(c) = rx.try_recv() {
+            settle(ctx, pending, c);
+        }
+        fire_timers(ctx, pending);
+        if let Some(report) = &job.progress {
+            report(pending.borrow().calls.len(), started.elapsed());
+        }
+    }
+
+    let outcome = ctx.with(|ctx| -> rquickjs::Result<Result<String, RunError>> {
+        let promise = main.clone().restore(&ctx)?;
+        match promise.result::<String>() {
+            Some(Ok(json)) => Ok(Ok(json)),
+            Some(Err(e)) => Ok(Err(describe_exception(&ctx, e, job, pending))),
+            None => Ok(Err(RunError::simple("Error", "the program did not finish"))),
+        }
+    })?;
+    let p = pending.borrow();
+    Ok(match outcome {
+        Ok(json) => RunOutput::succeeded(json, p.logs.clone(), p.calls.clone(), job.limits.output),
+        Err(e) => RunOutput::failed(e, p.logs.clone(), p.calls.clone()),
+    })
+}
+
+fn wall_error(job: &Job) -> RunError {
+    limit_error(
+        "wall-clock",
+        format!("{} ms", job.limits.wall.as_millis()),
+        "the program ran too long; fetch less, filter on the server (labelSelector, fieldSelector, tailLines), or avoid long loops and sleeps",
+    )
+}
+
+fn finish_failed(_job: &Job, pending: &Rc<RefCell<Pending>>, e: RunError) -> RunOutput {
+    let p = pending.borrow();
+    RunOutput::failed(e, p.logs.clone(), p.calls.clone())
+}
+
+/// Installs the host functions and runs the prelude.
+fn install<'js>(
+    ctx: &Ctx<'js>,
+    job: &Job,
+    pending: &Rc<RefCell<Pending>>,
+    tx: &mpsc::Sender<Completion>,
+    in_flight: &Arc<tokio::sync::Semaphore>,
+) -> rquickjs::Result<()> {
+    let g = ctx.globals();
+    let paths: Vec<String> = job.host.functions();
+    g.set("__paths", paths.clone())?;
+
+    let (p, host, tx, sem, handle, max_calls) = (
+        pending.clone(),
+        job.host.clone(),
+        tx.clone(),
+        in_flight.clone(),
+        job.handle.clone(),
+        job.limits.calls,
+    );
+    g.set(
+        "__call",
+        Function::new(ctx.clone(), move |ctx: Ctx<'js>, path: String, args: String| -> rquickjs::Result<Promise<'js>> {
+            let (promise, resolve, reject) = Promise::new(&ctx)?;
+            let mut p = p.borrow_mut();
+            if p.calls.len() >= max_calls {
+                p.limit = Some(limit_error(
+                    "tool calls",
+                    max_calls,
+                    "make fewer calls: list with selectors instead of getting objects one by one",
+                ));
+                drop(p);
+                let e: JsValue = ctx.eval("new Error('the tool call limit was exceeded')")?;
+                reject.call::<_, ()>((e,))?;
+                return Ok(promise);
+            }
+            p.next_id += 1;
+            let id = p.next_id;
+            p.calls.push(CallRecord { path: path.clone(), ms: 0, ok: false });
+            p.paths.insert(id, path.clone());
+            p.resolvers.insert(id, (Persistent::save(&ctx, resolve), Persistent::save(&ctx, reject)));
+            drop(p);
+            let args: Value = serde_json::from_str(&args).unwrap_or(Value::Null);
+            let (host, tx, sem) = (host.clone(), tx.clone(), sem.clone());
+            handle.spawn(async move {
+                let _permit = sem.acquire_owned().await;
+                let started = Instant::now();
+                let result = host.call(&path, args).await;
+                let _ = tx.send(Completion::Call { id, ms: started.elapsed().as_millis() as u64, result });
+            });
+            Ok(promise)
+        })?,
+    )?;
+
+    let host = job.host.clone();
+    g.set(
+        "__search",
+        Function::new(ctx.clone(), move |query: String, opts: String| -> String {
+            let limit = serde_json::from_str::<Value>(&opts)
+                .ok()
+                .and_then(|o| o.get("limit").and_then(Value::as_u64))
+                .unwrap_or(10) as usize;
+            host.search(&query, limit).to_string()
+        })?,
+    )?;
+    let host = job.host.clone();
+    g.set(
+        "__describe",
+        Function::new(ctx.clone(), move |path: String| -> Option<String> {
+            host.describe(&path)
+        })?,
+    )?;
+
+    let p = pending.clone();
+    let max_log = job.limits.output;
+    g.set(
+        "__log",
+        Function::new(ctx.clone(), move |level: String, text: String| {
+            let mut p = p.borrow_mut();
+            let room = max_log.saturating_sub(p.log_chars);
+            if room == 0 {
+                return;
+            }
+            let line = if level == "log" {
+                text
+            } else {
+                format!("[{level}] {text}")
+            };
+            let line = if line.chars().count() > room {
+                let cut: String = line.chars().take(room).collect();
+                format!("{cut}… [logs truncated at {max_log} characters]")
+            } else {
+                line
+            };
+            p.log_chars += line.chars().count().min(room).max(1);
+            if p.log_chars >= max_log {
+                p.log_chars = max_log;
+            }
+            p.logs.push(line);
+        })?,
+    )?;
+
+    let p = pending.clone();
+    let deadline_cap = job.limits.wall;
+    g.set(
+        "__sleep",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, ms: f64| -> rquickjs::Result<Promise<'js>> {
+                let (promise, resolve, reject) = Promise::new(&ctx)?;
+                let mut p = p.borrow_mut();
+                p.next_id += 1;
+                let id = p.next_id;
+                let wait = Duration::from_millis(
+                    ms.clamp(0.0, deadline_cap.as_millis() as f64 + 1000.0) as u64,
+                );
+                p.timers.push((Instant::now() + wait, id));
+                p.resolvers.insert(
+                    id,
+                    (
+                        Persistent::save(&ctx, resolve),
+                        Persistent::save(&ctx, reject),
+                    ),
+                );
+                Ok(promise)
+            },
+        )?,
+    )?;
+
+    let s = job.state.clone();
+    g.set(
+        "__state_get",
+        Function::new(ctx.clone(), move |key: String| -> Option<String> {
+            s.lock()
+                .ok()
+                .and_then(|m| m.get(&key).map(|v| v.to_string()))
+        })?,
+    )?;
+    let s = job.state.clone();
+    g.set(
+        "__state_set",
+        Function::new(ctx.clone(), move |key: String, json: String| {
+            if let (Ok(mut m), Ok(v)) = (s.lock(), serde_json::from_str::<Value>(&json)) {
+                m.insert(key, v);
+            }
+        })?,
+    )?;
+    let s = job.state.clone();
+    g.set(
+        "__state_keys",
+        Function::new(ctx.clone(), move || -> String {
+            let keys: Vec<String> = s
+                .lock()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
+            serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into())
+        })?,
+    )?;
+    let s = job.state.clone();
+    g.set(
+        "__state_delete",
+        Function::new(ctx.clone(), move |key: String| -> bool {
+            s.lock()
+                .map(|mut m| m.remove(&key).is_some())
+                .unwrap_or(false)
+        })?,
+    )?;
+    let mut options = EvalOptions::default();
+    options.filename = Some("prelude.js".into());
+    let _: JsValue = ctx.eval_with_options(PRELUDE, options)?;
+    Ok(())
+}
+
+fn settle(context: &Context, pending: &Rc<RefCell<Pending>>, c: Completion) {
+    let Completion::Call { id, ms, result } = c;
+    let removed = pending.borrow_mut().resolvers.remove(&id);
+    let Some((resolve, reject)) = removed else {
+        return;
+    };
+    {
+        let mut p = pending.borrow_mut();
+        let path = p.paths.remove(&id).unwrap_or_default();
+        if let Some(record) = p
+            .calls
+            .iter_mut()
+            .rev()
+            .find(|r| r.path == path && r.ms == 0 && !r.ok)
+        {
+            record.ms = ms;
+            record.ok = result.is_ok();
+        }
+    }
+    context.with(|ctx| {
+        let outcome = (|| -> rquickjs::Result<()> {
+            match result {
+                Ok(value) => {
+                    let v = ctx.json_parse(value.to_string())?;
+                    resolve.restore(&ctx)?.call::<_, ()>((v,))
+                }
+                Err((code, message)) => {
+                    let make: Function = ctx.eval(
+                        "(function (code, message) { const e = new Error(message); e.name = code === 'BadInput' ? 'TypeError' : 'ToolError'; e.code = code; return e; })",
+                    )?;
+                    let e: JsValue = make.call((code, message))?;
+                    reject.restore(&ctx)?.call::<_, ()>((e,))
+                }
+            }
+        })();
+        let _ = outcome;
+    });
+}
+
+fn fire_timers(context: &Context, pending: &Rc<RefCell<Pending>>) {
+    let now = Instant::now();
+    let due: Vec<Resolvers> = {
+        let mut p = pending.borrow_mut();
+        let (due, later): (Vec<_>, Vec<_>) = p.timers.drain(..).partition(|(t, _)| *t <= now);
+        p.timers = later;
+        due.into_iter()
+            .filter_map(|(_, id)| p.resolvers.remove(&id))
+            .collect()
+    };
+    for (resolve, _) in due {
+        context.with(|ctx| {
+            if let Ok(f) = resolve.restore(&ctx) {
+                let _ = f.call::<_, ()>((rquickjs::Undefined,));
+            }
+        });
+    }
+}
+
+/// Turns a thrown value into a RunError with the position in the model's own source.
+fn describe_exception(
+    ctx: &Ctx<'_>,
+    e: rquickjs::Error,
+    job: &Job,
+    pending: &Rc<RefCell<Pending>>,
+) -> RunError {
+    let limit = pending.borrow_mut().limit.take();
+    if let Some(limit) = limit {
+        return limit;
+    }
+    let thrown = if matches!(e, rquickjs::Error::Exception) {
+        ctx.catch()
+    } else {
+        JsValue::new_undefined(ctx.clone())
+    };
+    let text = |v: &Object, key: &str| v.get::<_, Option<String>>(key).ok().flatten();
+    let (mut name, mut message, stack, code) = match thrown.as_object() {
+        Some(o) => (
+            text(o, "name").unwrap_or_else(|| "Error".into()),
+            text(o, "message").unwrap_or_default(),
+            text(o, "stack").unwrap_or_default(),
+            text(o, "code"),
+        ),
+        None if matches!(e, rquickjs::Error::Exception) => {
+            let s = ctx
+                .json_stringify(thrown.clone())
+                .ok()
+                .flatten()
+                .and_then(|s| s.to_string().ok());
+            (
+                "Error".into(),
+                format!(
+                    "the program threw a non-Error value: {}",
+                    s.unwrap_or_default()
+                ),
+                String::new(),
+                None,
+            )
+        }
+        None => ("InternalError".into(), e.to_string(), String::new(), None),
+    };
+    if message.contains("interrupted") || job.cancel.load(Ordering::Relaxed) {
+        if job.cancel.load(Ordering::Relaxed) {
+            return RunError::simple("Cancelled", "the client cancelled the run");
+        }
+        return wall_error(job);
+    }
+    if message == "out of memory" {
+        return limit_error(
+            "memory",
+            format!("{} MiB", job.limits.memory / (1024 * 1024)),
+            "the program held too much data; keep only the fields you need, or process objects in smaller batches",
+        );
+    }
+    if name == "RangeError" && message.contains("stack") {
+        return limit_error(
+            "stack",
+            format!("{} KiB", job.limits.stack / 1024),
+            "the recursion went too deep; use a loop",
+        );
+    }
+    if name == "ReferenceError" {
+        message.push_str(
+            "; the sandbox's globals are tools, console, sleep, state and the standard ECMAScript built-ins (no require, import, process, fetch or setTimeout)",
+        );
+    }
+    // `at __body (program.js:LINE:COL)`: LINE counts the wrapper's first line.
+    let position = stack.lines().find_map(|l| {
+        let inside = l.split("program.js:").nth(1)?;
+        let mut parts = inside.trim_end_matches(')').split(':');
+        let line: u32 = parts.next()?.parse().ok()?;
+        Some(line)
+    });
+    let (line, column) = match position.and_then(|l| job.stripped.original(l.saturating_sub(1))) {
+        Some((l, c)) => (Some(l), Some(c)),
+        None => (None, None),
+    };
+    if name.is_empty() {
+        name = "Error".into();
+    }
+    RunError {
+        name,
+        message,
+        source: line
+            .and_then(|l| job.stripped.source_line(l))
+            .map(|s| s.trim().to_string()),
+        line,
+        column,
+        code,
+    }
+}
