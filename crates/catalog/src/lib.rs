@@ -7,6 +7,7 @@
 
 mod functions;
 mod search;
+pub mod typescript;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -63,7 +63,13 @@
       if (args !== undefined && (args === null || typeof args !== "object" || Array.isArray(args))) {
         return explained(Promise.reject(new TypeError(`tools.${path} takes one object of arguments, e.g. tools.${path}({ ... })`)), path);
       }
-      return explained(call(path, JSON.stringify(args === undefined ? {} : args)), path);
+      // The call site's stack, so that a failed call points at the program's line.
+      const site = new Error();
+      const settled = call(path, JSON.stringify(args === undefined ? {} : args)).then(undefined, (e) => {
+        try { e.stack = site.stack; } catch (_) { /* a frozen error keeps its own stack */ }
+        throw e;
+      });
+      return explained(settled, path);
     };
   }
   const members = {};

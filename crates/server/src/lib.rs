@@ -4,6 +4,7 @@
 //! Every result passes the shaping layer on its way out: Secret values become tokens first,
 //! credential-shaped strings are scrubbed, and output over the limit is cut with a hint.
 
+mod code;
 mod http;
 mod tools;
 
@@ -18,6 +19,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
+pub use code::CatalogHost;
 pub use http::{HttpOptions, HttpSecurityError, serve_http};
 
 /// Which tools the server exposes (CONTRACT §2).
@@ -52,8 +54,10 @@ pub struct Shared {
     pub cluster: Cluster,
     /// The mode.
     pub mode: Mode,
-    /// Characters of output a model receives at most.
+    /// Characters of output a model receives at most (tools mode).
     pub output_limit: usize,
+    /// The sandbox's limits (code mode).
+    pub limits: sandbox::Limits,
 }
 
 /// The MCP handler of one session. Each session has its own secret vault, so tokens are
@@ -62,6 +66,7 @@ pub struct Shared {
 pub struct KubecodeServer {
     shared: Arc<Shared>,
     vault: shaping::Vault,
+    state: sandbox::State,
 }
 
 impl KubecodeServer {
@@ -70,13 +75,15 @@ impl KubecodeServer {
         KubecodeServer {
             shared,
             vault: shaping::Vault::new(),
+            state: sandbox::State::default(),
         }
     }
 }
 
-const INSTRUCTIONS: &str = "kubecode diagnoses Kubernetes clusters read-only. In tools mode each kube_* and helm_* tool \
-wraps one API call; narrow calls with namespace, labelSelector, fieldSelector, limit, tailLines and grep. Secret \
-values appear as [secret:FINGERPRINT] tokens: equal tokens mean equal values.";
+const INSTRUCTIONS: &str = "kubecode diagnoses Kubernetes clusters read-only. In code mode write one program for \
+run_code that calls tools.kubernetes.* and tools.helm.*, filters the data and returns only the answer. In tools \
+mode each kube_* and helm_* tool wraps one API call; narrow calls with namespace, labelSelector, fieldSelector, \
+limit, tailLines and grep. Secret values appear as [secret:FINGERPRINT] tokens: equal tokens mean equal values.";
 
 impl ServerHandler for KubecodeServer {
     fn get_info(&self) -> ServerConfig {
@@ -90,17 +97,35 @@ impl ServerHandler for KubecodeServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(tools::definitions(
-            &self.shared,
-        )))
+        let mut all = Vec::new();
+        if matches!(self.shared.mode, Mode::Code | Mode::All) {
+            all.extend(code::definitions(&self.shared));
+        }
+        all.extend(tools::definitions(&self.shared));
+        Ok(ListToolsResult::with_all_items(all))
     }
 
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        Ok(tools::call(&self.shared, &self.vault, request).await.into())
+        let code_mode = matches!(self.shared.mode, Mode::Code | Mode::All);
+        let result = match request.name.as_ref() {
+            "run_code" if code_mode => {
+                code::run(
+                    &self.shared,
+                    &self.vault,
+                    &self.state,
+                    request.arguments,
+                    &context,
+                )
+                .await
+            }
+            "search_tools" if code_mode => code::search(&self.shared, request.arguments),
+            _ => tools::call(&self.shared, &self.vault, request).await,
+        };
+        Ok(result.into())
     }
 }
 

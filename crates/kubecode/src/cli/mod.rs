@@ -1,7 +1,10 @@
 //! Command-line parsing and dispatch to the subcommands.
 
+mod connect;
+mod run;
 mod serve;
 mod sim;
+mod types;
 
 use std::process::ExitCode;
 
@@ -19,6 +22,10 @@ pub struct Cli {
 enum Command {
     /// Run the MCP server (stdio or Streamable HTTP).
     Serve(serve::ServeArgs),
+    /// Run one code-mode program and print what run_code would return.
+    Run(run::RunArgs),
+    /// Print the TypeScript declarations of the sandbox API.
+    Types(types::TypesArgs),
     /// Serve a cluster snapshot (or the demo cluster, or a generated one) as a Kubernetes API server.
     Sim(sim::SimArgs),
 }
@@ -27,6 +34,8 @@ enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(args).await,
+        Command::Run(args) => run::run(args).await,
+        Command::Types(args) => types::run(args),
         Command::Sim(args) => sim::run(args).await,
     }
 }

@@ -3,11 +3,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use server::{HttpOptions, Mode, Shared};
+use server::{HttpOptions, Mode};
+
+use super::connect::{Connection, Target};
 
 /// The transports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -53,12 +54,6 @@ pub struct ServeArgs {
 /// Runs the server until the client (stdio) or the process (HTTP) stops.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mode: Mode = args.mode.parse().map_err(anyhow::Error::msg)?;
-    if mode != Mode::Tools {
-        bail!(
-            "--mode {} needs code mode (run_code, search_tools), which is not built yet: run with --mode tools (or MCP_MODE=tools)",
-            args.mode
-        );
-    }
     let token = match &args.auth_token_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -74,30 +69,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
-    // The demo cluster runs in this process; keep it alive as long as the server.
-    let (cluster, _demo) = if args.demo {
-        let sim =
-            kubesim::serve(kubesim::demo::snapshot(), kubesim::ServerConfig::default()).await?;
-        let cluster = cluster::Cluster::from_kubeconfig_yaml(
-            &sim.kubeconfig(),
-            None,
-            cluster::Limits::default(),
-        )?;
-        (cluster, Some(sim))
-    } else {
-        let cluster = cluster::Cluster::new(
-            args.kubeconfig.as_deref(),
-            args.context.as_deref(),
-            cluster::Limits::default(),
-        )?;
-        (cluster, None)
+    let target = Target {
+        kubeconfig: args.kubeconfig.clone(),
+        context: args.context.clone(),
+        demo: args.demo,
     };
-    let shared = Arc::new(Shared {
-        catalog: catalog::Catalog::new(),
-        cluster,
-        mode,
-        output_limit: args.output_limit,
-    });
+    // The demo cluster (if any) runs in this process and lives as long as `connection`.
+    let connection = Connection::open_with(&target, mode, args.output_limit).await?;
+    let shared = connection.shared.clone();
     match args.transport {
         Transport::Stdio => server::serve_stdio(shared).await?,
         Transport::Http => {

@@ -1,0 +1,225 @@
+//! TypeScript declarations generated from the functions' JSON Schemas: what `tools.describe`,
+//! `kubecode types` and the `kubecode://types/*.d.ts` resources show a model.
+
+use serde_json::Value;
+
+use crate::{Catalog, Function};
+
+/// The shared types every declaration file starts with.
+pub const PRELUDE: &str = "/** A Kubernetes object as the API returns it, metadata.managedFields removed. */\n\
+type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; [field: string]: any }; [field: string]: any };\n";
+
+fn is_k8s_object(schema: &Value) -> bool {
+    schema
+        .get("required")
+        .and_then(Value::as_array)
+        .is_some_and(|r| r.iter().any(|x| x == "apiVersion") && r.iter().any(|x| x == "metadata"))
+}
+
+/// A TypeScript type for a JSON Schema.
+pub fn ts_type(schema: &Value) -> String {
+    if is_k8s_object(schema) {
+        return "K8sObject".into();
+    }
+    if let Some(values) = schema.get("enum").and_then(Value::as_array) {
+        return values
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(" | ");
+    }
+    match schema.get("type").and_then(Value::as_str) {
+        Some("string") => "string".into(),
+        Some("integer") | Some("number") => "number".into(),
+        Some("boolean") => "boolean".into(),
+        Some("array") => {
+            let item = schema
+                .get("items")
+                .map(ts_type)
+                .unwrap_or_else(|| "any".into());
+            if item.contains(' ') && !item.starts_with('{') {
+                format!("({item})[]")
+            } else {
+                format!("{item}[]")
+            }
+        }
+        Some("object") => match schema.get("properties").and_then(Value::as_object) {
+            Some(props) if !props.is_empty() => {
+                let required: Vec<&str> = schema
+                    .get("required")
+                    .and_then(Value::as_array)
+                    .map(|r| r.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                let fields: Vec<String> = props
+                    .iter()
+                    .map(|(name, s)| {
+                        let optional = if required.contains(&name.as_str()) {
+                            ""
+                        } else {
+                            "?"
+                        };
+                        format!("{name}{optional}: {}", ts_type(s))
+                    })
+                    .collect();
+                format!("{{ {} }}", fields.join("; "))
+            }
+            _ => "Record<string, any>".into(),
+        },
+        _ => "any".into(),
+    }
+}
+
+/// The parameter list of a function, as `a: {...}` (optional when nothing is required).
+fn parameters(f: &Function) -> String {
+    let props = f.input_schema.get("properties").and_then(Value::as_object);
+    if props.is_none_or(|p| p.is_empty()) {
+        return String::new();
+    }
+    let required = f
+        .input_schema
+        .get("required")
+        .and_then(Value::as_array)
+        .is_some_and(|r| !r.is_empty());
+    format!(
+        "a{}: {}",
+        if required { "" } else { "?" },
+        ts_type(&f.input_schema)
+    )
+}
+
+/// `kubernetes.list({kind, namespace?, ...})`: the call shape for an index line.
+pub fn signature(f: &Function) -> String {
+    let required: Vec<&str> = f
+        .input_schema
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let params: Vec<String> = f
+        .parameters()
+        .into_iter()
+        .map(|p| {
+            if required.contains(&p.as_str()) {
+                p
+            } else {
+                format!("{p}?")
+            }
+        })
+        .collect();
+    if params.is_empty() {
+        format!("{}()", f.path)
+    } else {
+        format!("{}({{{}}})", f.path, params.join(", "))
+    }
+}
+
+/// The declaration of one function, with its documentation and parameter docs.
+pub fn declaration(f: &Function) -> String {
+    let name = f.path.rsplit('.').next().unwrap_or(f.path);
+    let mut doc = format!("/**\n * {}\n *\n * {}\n", f.summary, f.doc);
+    if let Some(props) = f.input_schema.get("properties").and_then(Value::as_object) {
+        for (p, s) in props {
+            if let Some(d) = s.get("description").and_then(Value::as_str) {
+                doc.push_str(&format!(" * @param a.{p} {d}\n"));
+            }
+        }
+    }
+    doc.push_str(" */\n");
+    format!(
+        "{doc}function {name}({}): Promise<{}>;",
+        parameters(f),
+        ts_type(&f.output_schema)
+    )
+}
+
+impl Catalog {
+    /// The declarations of one namespace (`kubernetes`), or of all when `None`, as a `.d.ts`.
+    pub fn declarations(&self, namespace: Option<&str>) -> String {
+        let mut out = String::from(PRELUDE);
+        let mut namespaces: Vec<&str> = self
+            .functions()
+            .iter()
+            .map(|f| f.path.split('.').next().unwrap_or(""))
+            .collect();
+        namespaces.dedup();
+        for ns in namespaces
+            .into_iter()
+            .filter(|ns| namespace.is_none_or(|n| n == *ns))
+        {
+            out.push_str(&format!("\ndeclare namespace tools.{ns} {{\n"));
+            for f in self
+                .functions()
+                .iter()
+                .filter(|f| f.path.starts_with(&format!("{ns}.")))
+            {
+                for line in declaration(f).lines() {
+                    out.push_str("  ");
+                    out.push_str(line);
+                    out.push('\n');
+                }
+            }
+            out.push_str("}\n");
+        }
+        out
+    }
+
+    /// The declaration of one function by path, with the shared types it refers to.
+    pub fn describe(&self, path: &str) -> Option<String> {
+        self.by_path(path)
+            .map(|f| format!("{PRELUDE}\n{}", declaration(f)))
+    }
+
+    /// One line per function: signature and summary. The index code mode's tool
+    /// descriptions carry.
+    pub fn index(&self) -> String {
+        self.functions()
+            .iter()
+            .map(|f| format!("- {}: {}", signature(f), f.summary))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declarations_read_like_the_contract() {
+        let c = Catalog::new();
+        let list = c.describe("kubernetes.list").unwrap();
+        assert!(
+            list.contains("function list(a: { kind: string; namespace?: string;"),
+            "{list}"
+        );
+        assert!(list.contains("): Promise<K8sObject[]>;"), "{list}");
+        let logs = c.describe("kubernetes.logs").unwrap();
+        assert!(
+            logs.contains("Promise<string>") && logs.contains("@param a.grep"),
+            "{logs}"
+        );
+        let events = c.describe("kubernetes.events").unwrap();
+        assert!(
+            events.contains("type?: \"Normal\" | \"Warning\""),
+            "{events}"
+        );
+        let contexts = c.describe("kubernetes.contexts").unwrap();
+        assert!(
+            contexts.contains("function contexts(): Promise<"),
+            "{contexts}"
+        );
+        let all = c.declarations(None);
+        assert!(
+            all.contains("declare namespace tools.kubernetes {")
+                && all.contains("declare namespace tools.helm {")
+        );
+        assert!(!c.declarations(Some("helm")).contains("tools.kubernetes"));
+        let index = c.index();
+        assert_eq!(index.lines().count(), c.functions().len());
+        assert!(
+            index.contains("- kubernetes.get({kind, name, namespace?, context?}): Get one object"),
+            "{index}"
+        );
+        assert!(c.describe("kubernetes.nope").is_none());
+    }
+}

@@ -1,0 +1,39 @@
+//! `kubecode types`: the TypeScript declarations the sandbox offers.
+
+use std::process::ExitCode;
+
+use clap::Args;
+
+/// Arguments of `kubecode types`.
+#[derive(Debug, Args)]
+pub struct TypesArgs {
+    /// One function (`kubernetes.logs`) or namespace (`helm`); all when absent.
+    path: Option<String>,
+}
+
+/// Prints the declarations.
+pub fn run(args: TypesArgs) -> anyhow::Result<ExitCode> {
+    let catalog = catalog::Catalog::new();
+    let text = match args.path.as_deref() {
+        None => catalog.declarations(None),
+        Some(path) => match catalog.describe(path) {
+            Some(d) => d,
+            None if catalog
+                .functions()
+                .iter()
+                .any(|f| f.path.starts_with(&format!("{path}."))) =>
+            {
+                catalog.declarations(Some(path))
+            }
+            None => {
+                let paths: Vec<&str> = catalog.functions().iter().map(|f| f.path).collect();
+                anyhow::bail!(
+                    "no function or namespace {path:?}; the functions are: {}",
+                    paths.join(", ")
+                );
+            }
+        },
+    };
+    println!("{text}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,346 @@
+//! Code mode through real MCP sessions (rmcp's client over stdio) and through `kubecode run`,
+//! against the demo cluster served by kubesim: worked examples, errors, limits, state and
+//! secrets.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::RunningService;
+use rmcp::transport::{ConfigureCommandExt, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::{Value, json};
+
+type Session = RunningService<RoleClient, ()>;
+
+async fn session(mode: &str) -> Session {
+    let command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubecode")).configure(|cmd| {
+        cmd.args(["serve", "--demo", "--mode", mode]);
+    });
+    let (transport, _) = TokioChildProcess::builder(command)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("kubecode starts");
+    ().serve(transport).await.expect("MCP session")
+}
+
+async fn run_code(s: &Session, code: &str) -> Value {
+    let args = json!({"code": code, "timeoutMs": 10000});
+    let Value::Object(map) = args else {
+        unreachable!()
+    };
+    let r: CallToolResult = s
+        .call_tool(CallToolRequestParams::new("run_code").with_arguments(map))
+        .await
+        .expect("run_code answered");
+    r.structured_content.expect("structuredContent")
+}
+
+fn result(out: &Value) -> &Value {
+    assert_eq!(out["ok"], true, "the program failed: {}", out["error"]);
+    &out["result"]
+}
+
+#[tokio::test]
+async fn code_mode_exposes_two_small_tools() {
+    let s = session("code").await;
+    let tools = s.list_all_tools().await.unwrap();
+    let names: Vec<&str> = tools.iter().map(|t| t.name.as_ref()).collect();
+    assert_eq!(names, ["run_code", "search_tools"]);
+    let description: String = tools
+        .iter()
+        .filter_map(|t| t.description.as_deref())
+        .collect();
+    for path in [
+        "kubernetes.list",
+        "kubernetes.logs",
+        "kubernetes.events",
+        "helm.get",
+        "kubernetes.apiResources",
+    ] {
+        assert!(description.contains(path), "the index names {path}");
+    }
+    // About 4 characters per o200k token in this English text: well under 1,000 tokens.
+    assert!(description.len() < 3600, "{} characters", description.len());
+    let Value::Object(args) = json!({"query": "container logs crash"}) else {
+        unreachable!()
+    };
+    let found = s
+        .call_tool(CallToolRequestParams::new("search_tools").with_arguments(args))
+        .await
+        .unwrap();
+    let first = &found.structured_content.unwrap()["results"][0];
+    assert_eq!(first["path"], "kubernetes.logs");
+    assert!(
+        first["declaration"]
+            .as_str()
+            .unwrap()
+            .contains("function logs(")
+    );
+    s.cancel().await.unwrap();
+    let all = session("all").await;
+    assert_eq!(all.list_all_tools().await.unwrap().len(), 12);
+    all.cancel().await.unwrap();
+}
+
+const HEALTH_SCAN: &str = r#"
+interface Finding { pod: string; problem: string }
+const pods = await tools.kubernetes.list({ kind: "Pod", allNamespaces: true });
+const findings: Finding[] = [];
+for (const p of pods) {
+  const id = `${p.metadata.namespace}/${p.metadata.name}`;
+  if (p.status.phase === "Pending") findings.push({ pod: id, problem: "Pending" });
+  for (const c of p.status.containerStatuses ?? []) {
+    const reason = c.state?.waiting?.reason ?? c.lastState?.terminated?.reason;
+    if (!c.ready && reason) findings.push({ pod: id, problem: reason });
+  }
+}
+return findings;
+"#;
+
+#[tokio::test]
+async fn worked_examples_find_the_planted_failures() {
+    let s = session("code").await;
+    let scan = run_code(&s, HEALTH_SCAN).await;
+    let text = result(&scan).to_string();
+    for planted in [
+        "payments-api",
+        "CrashLoopBackOff",
+        "recommendations",
+        "ImagePullBackOff",
+        "model-trainer",
+        "Pending",
+        "analytics-worker",
+    ] {
+        assert!(text.contains(planted), "{planted} missing from {text}");
+    }
+    assert_eq!(
+        scan["calls"].as_array().unwrap().len(),
+        1,
+        "one call for the whole scan"
+    );
+
+    let root_cause = run_code(
+        &s,
+        r#"const pods = await tools.kubernetes.list({ kind: "pods", allNamespaces: true });
+const looping = pods.filter(p => p.status.containerStatuses?.some(c => c.state?.waiting?.reason === "CrashLoopBackOff"));
+const causes = await Promise.all(looping.map(async p => ({
+  pod: p.metadata.name,
+  last: (await tools.kubernetes.logs({ name: p.metadata.name, namespace: p.metadata.namespace, previous: true, tailLines: 1 })).trim(),
+})));
+return causes;"#,
+    )
+    .await;
+    let causes = result(&root_cause).to_string();
+    assert!(causes.contains("PAYMENTS_DB_URL is not set"), "{causes}");
+
+    let drift = run_code(
+        &s,
+        r#"const release = await tools.helm.get({ name: "storefront", namespace: "shop" });
+const want = release.objects.find(o => o.kind === "Deployment");
+const live = await tools.kubernetes.get({ kind: "Deployment", name: want.metadata.name, namespace: "shop" });
+const diff: Record<string, [unknown, unknown]> = {};
+if (want.spec.replicas !== live.spec.replicas) diff.replicas = [want.spec.replicas, live.spec.replicas];
+const wi = want.spec.template.spec.containers[0].image, li = live.spec.template.spec.containers[0].image;
+if (wi !== li) diff.image = [wi, li];
+return diff;"#,
+    )
+    .await;
+    assert_eq!(
+        result(&drift),
+        &json!({"replicas": [3, 1], "image": ["ghcr.io/acme/storefront:2.4.0", "ghcr.io/acme/storefront:2.4.0-hotfix"]})
+    );
+
+    let polled = run_code(
+        &s,
+        r#"for (let attempt = 0; attempt < 5; attempt++) {
+  const d = await tools.kubernetes.get({ kind: "deploy", name: "cart", namespace: "shop" });
+  if ((d.status.readyReplicas ?? 0) >= d.spec.replicas) return { ready: true, attempt };
+  await sleep(100);
+}
+return { ready: false };"#,
+    )
+    .await;
+    assert_eq!(result(&polled)["ready"], true);
+    s.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn errors_name_the_line_and_what_to_do() {
+    let s = session("code").await;
+    let out = run_code(&s, "const a: string = 'x';\nconst pod = await tools.kubernetes.get({ kind: 'pod', name: 'ghost', namespace: 'shop' });\nreturn pod;").await;
+    assert_eq!(out["ok"], false);
+    assert_eq!(out["error"]["code"], "NotFound");
+    assert_eq!(out["error"]["line"], 2);
+    assert!(
+        out["error"]["source"]
+            .as_str()
+            .unwrap()
+            .contains("tools.kubernetes.get")
+    );
+    let out = run_code(
+        &s,
+        "const pods = tools.kubernetes.list({ kind: 'pods' });\nreturn pods.length;",
+    )
+    .await;
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("add await"),
+        "{}",
+        out["error"]
+    );
+    let out = run_code(
+        &s,
+        "return await tools.kubernetes.list({ kind: 'pods', namspace: 'x' })",
+    )
+    .await;
+    let message = out["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("unknown parameter `namspace`") && message.contains("`namespace`"),
+        "{message}"
+    );
+    let out = run_code(&s, "return fetch('http://example.com')").await;
+    assert_eq!(out["error"]["name"], "ReferenceError");
+    s.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn secrets_stay_tokens_inside_the_sandbox() {
+    let s = session("code").await;
+    let out = run_code(
+        &s,
+        r#"const s = await tools.kubernetes.get({ kind: "secret", name: "payments-db", namespace: "payments" });
+const decoded = Object.values(s.data).map(v => { try { return atob(v) } catch { return v } });
+const all = await tools.kubernetes.list({ kind: "secrets", allNamespaces: true });
+const ledger = (await tools.kubernetes.list({ kind: "pods", namespace: "payments", labelSelector: "app=ledger" }))[0];
+const logs = await tools.kubernetes.logs({ name: ledger.metadata.name, namespace: "payments" });
+console.log(logs);
+return { token: s.data.password, decoded, all, logs };"#,
+    )
+    .await;
+    let text = out.to_string();
+    assert!(
+        !text.contains(kubesim::demo::SECRET_PASSWORD),
+        "plaintext reached the model"
+    );
+    assert!(
+        !text.contains("U3VwM3ItUzNjcmV0LVBhc3N3MHJkIQ=="),
+        "base64 of the secret reached the model"
+    );
+    assert!(
+        result(&out)["token"]
+            .as_str()
+            .unwrap()
+            .starts_with("[secret:")
+    );
+    s.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn state_persists_within_a_session_only() {
+    let a = session("code").await;
+    let b = session("code").await;
+    result(&run_code(&a, "state.set('count', 41); return 1").await);
+    assert_eq!(
+        result(
+            &run_code(
+                &a,
+                "state.set('count', state.get('count') + 1); return state.get('count')"
+            )
+            .await
+        ),
+        &json!(42)
+    );
+    assert_eq!(
+        result(&run_code(&b, "return state.get('count') ?? null").await),
+        &Value::Null
+    );
+    assert_eq!(
+        result(&run_code(&a, "return typeof globalThis.leak").await),
+        &json!("undefined")
+    );
+    result(&run_code(&a, "globalThis.leak = 1; return 1").await);
+    assert_eq!(
+        result(&run_code(&a, "return typeof globalThis.leak").await),
+        &json!("undefined"),
+        "a fresh context per run"
+    );
+    a.cancel().await.unwrap();
+    b.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_runaway_program_stops_on_time_while_another_session_answers() {
+    let busy = session("code").await;
+    let other = session("code").await;
+    let started = Instant::now();
+    let runaway = tokio::spawn(async move {
+        let Value::Object(args) = json!({"code": "await tools.kubernetes.contexts(); while (true) {}", "timeoutMs": 3000})
+        else {
+            unreachable!()
+        };
+        let r = busy
+            .call_tool(CallToolRequestParams::new("run_code").with_arguments(args))
+            .await
+            .unwrap();
+        (r.structured_content.unwrap(), busy)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let quick_started = Instant::now();
+    assert_eq!(result(&run_code(&other, "return 1 + 1").await), &json!(2));
+    assert!(
+        quick_started.elapsed() < Duration::from_secs(2),
+        "the other session waited {:?}",
+        quick_started.elapsed()
+    );
+    let (out, busy) = runaway.await.unwrap();
+    assert_eq!(out["error"]["code"], "LimitExceeded");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("wall-clock limit (3000 ms)")
+    );
+    assert!(started.elapsed() < Duration::from_secs(6));
+    assert_eq!(
+        out["calls"][0]["path"], "kubernetes.contexts",
+        "calls made before the limit are reported"
+    );
+    busy.cancel().await.unwrap();
+    other.cancel().await.unwrap();
+}
+
+#[test]
+fn kubecode_run_prints_the_run_code_document() {
+    let run = |program: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kubecode"))
+            .args(["run", "-", "--demo"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(program.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code(),
+            serde_json::from_slice::<Value>(&out.stdout).unwrap(),
+        )
+    };
+    let (code, doc) =
+        run("const ns = await tools.kubernetes.list({kind: 'namespaces'}); return ns.length");
+    assert_eq!(code, Some(0));
+    assert_eq!(doc["result"], 7);
+    assert_eq!(doc["stats"]["toolCalls"], 1);
+    let (code, doc) = run("throw new Error('nope')");
+    assert_eq!(code, Some(1));
+    assert_eq!(doc["error"]["message"], "nope");
+}
