@@ -344,3 +344,113 @@ fn kubecode_run_prints_the_run_code_document() {
     assert_eq!(code, Some(1));
     assert_eq!(doc["error"]["message"], "nope");
 }
+
+#[tokio::test]
+async fn declarations_are_resources_and_the_prompt_teaches_by_example() {
+    let s = session("code").await;
+    let resources = s.list_all_resources().await.unwrap();
+    let uris: Vec<&str> = resources.iter().map(|r| r.uri.as_str()).collect();
+    assert_eq!(
+        uris,
+        [
+            "kubecode://types/index.d.ts",
+            "kubecode://types/kubernetes.d.ts",
+            "kubecode://types/helm.d.ts"
+        ]
+    );
+    let read = s
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "kubecode://types/kubernetes.d.ts",
+        ))
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&read).unwrap();
+    assert!(
+        text.contains("declare namespace tools.kubernetes") && !text.contains("tools.helm"),
+        "{text}"
+    );
+    let prompts = s.list_all_prompts().await.unwrap();
+    assert_eq!(prompts[0].name, "code-mode");
+    let prompt = s
+        .get_prompt(rmcp::model::GetPromptRequestParams::new("code-mode"))
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&prompt).unwrap();
+    for needle in [
+        "function logs(",
+        "Example: Cluster health scan",
+        "Example: Helm drift",
+        "await sleep(",
+    ] {
+        assert!(text.contains(needle), "the prompt lacks {needle}");
+    }
+    s.cancel().await.unwrap();
+}
+
+#[test]
+fn every_worked_example_runs_on_the_demo() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../server/src/examples");
+    let mut ran = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let out = Command::new(env!("CARGO_BIN_EXE_kubecode"))
+            .args(["run", path.to_str().unwrap(), "--demo"])
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["ok"], true, "{}: {}", path.display(), doc["error"]);
+        assert!(!doc["result"].is_null(), "{}", path.display());
+        ran += 1;
+    }
+    assert_eq!(ran, 4);
+}
+
+#[test]
+fn kubecode_demo_names_every_planted_failure() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kubecode"))
+        .arg("demo")
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in [
+        "OBJECT",
+        "payments/payments-api",
+        "PAYMENTS_DB_URL is not set",
+        "ImagePullBackOff: ghcr.io/acme/recommendations:v2.3.1-rc",
+        "ml/model-trainer",
+        "Insufficient cpu",
+        "OOMKilled",
+        "service shop/checkout",
+        "matches no pod",
+        "helm shop/storefront",
+        "replicas 3 -> 1",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    assert!(
+        !text.trim_start().starts_with('{'),
+        "a table for a person, not JSON"
+    );
+}
+
+#[test]
+fn kubecode_types_prints_declarations() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kubecode"))
+        .args(["types", "helm"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("declare namespace tools.helm") && text.contains("function get("),
+        "{text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_kubecode"))
+        .args(["types", "kubernetes.lgs"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("kubernetes.logs"));
+}

@@ -5,6 +5,7 @@
 //! credential-shaped strings are scrubbed, and output over the limit is cut with a hint.
 
 mod code;
+mod guide;
 mod http;
 mod tools;
 
@@ -13,13 +14,18 @@ use std::sync::Arc;
 use catalog::Catalog;
 use cluster::Cluster;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
+    Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult,
+    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
 pub use code::CatalogHost;
+
+/// The built-in health scan program (`kubecode demo`, and the prompt's first example).
+pub const HEALTH_SCAN: &str = guide::EXAMPLES[0].1;
 pub use http::{HttpOptions, HttpSecurityError, serve_http};
 
 /// Which tools the server exposes (CONTRACT §2).
@@ -87,7 +93,12 @@ limit, tailLines and grep. Secret values appear as [secret:FINGERPRINT] tokens: 
 
 impl ServerHandler for KubecodeServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_prompts()
+            .build();
+        ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("kubecode", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
     }
@@ -103,6 +114,53 @@ impl ServerHandler for KubecodeServer {
         }
         all.extend(tools::definitions(&self.shared));
         Ok(ListToolsResult::with_all_items(all))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(guide::resources(&self.shared))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        match guide::read(&self.shared, &request.uri) {
+            Some(r) => Ok(r.into()),
+            None => Err(ErrorData::resource_not_found(
+                format!(
+                    "no resource {}: the resources are kubecode://types/index.d.ts and kubecode://types/NAMESPACE.d.ts",
+                    request.uri
+                ),
+                None,
+            )),
+        }
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(guide::prompts())
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        match guide::prompt(&self.shared, &request.name) {
+            Some(p) => Ok(p.into()),
+            None => Err(ErrorData::invalid_params(
+                format!("no prompt {:?}: the prompt is code-mode", request.name),
+                None,
+            )),
+        }
     }
 
     async fn call_tool(

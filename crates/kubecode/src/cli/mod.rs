@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch to the subcommands.
 
 mod connect;
+mod demo;
 mod run;
 mod serve;
 mod sim;
@@ -20,6 +21,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The main job in one command: scan the embedded demo cluster with one code-mode program.
+    Demo,
     /// Run the MCP server (stdio or Streamable HTTP).
     Serve(serve::ServeArgs),
     /// Run one code-mode program and print what run_code would return.
@@ -33,6 +36,7 @@ enum Command {
 /// Runs the chosen subcommand.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Demo => demo::run().await,
         Command::Serve(args) => serve::run(args).await,
         Command::Run(args) => run::run(args).await,
         Command::Types(args) => types::run(args),

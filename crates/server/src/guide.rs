@@ -1,0 +1,115 @@
+//! What a model can read about code mode: the TypeScript declarations as resources, and the
+//! `code-mode` prompt with the declarations and worked examples.
+
+use rmcp::model::{
+    GetPromptResult, ListPromptsResult, ListResourcesResult, Prompt, PromptMessage,
+    ReadResourceResult, Resource, ResourceContents, Role,
+};
+
+use crate::Shared;
+
+/// The worked examples: title and program.
+pub const EXAMPLES: &[(&str, &str)] = &[
+    (
+        "Cluster health scan: every broken pod, service and Helm release, with evidence",
+        include_str!("examples/health_scan.ts"),
+    ),
+    (
+        "Crash-loop root cause from the previous instance's logs",
+        include_str!("examples/crash_loop.ts"),
+    ),
+    (
+        "Helm drift: the release manifest against the live objects",
+        include_str!("examples/helm_drift.ts"),
+    ),
+    (
+        "Polling with sleep until a condition holds",
+        include_str!("examples/wait_rollout.ts"),
+    ),
+];
+
+const PREFIX: &str = "kubecode://types/";
+
+fn namespaces(shared: &Shared) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in shared.catalog.functions() {
+        let ns = f.path.split('.').next().unwrap_or("").to_string();
+        if !out.contains(&ns) {
+            out.push(ns);
+        }
+    }
+    out
+}
+
+/// `kubecode://types/index.d.ts` and one resource per namespace.
+pub fn resources(shared: &Shared) -> ListResourcesResult {
+    let mut all = vec![
+        Resource::new(format!("{PREFIX}index.d.ts"), "index.d.ts")
+            .with_description("TypeScript declarations of every sandbox function (tools.*)")
+            .with_mime_type("application/typescript"),
+    ];
+    for ns in namespaces(shared) {
+        all.push(
+            Resource::new(format!("{PREFIX}{ns}.d.ts"), format!("{ns}.d.ts"))
+                .with_description(format!("TypeScript declarations of tools.{ns}.*"))
+                .with_mime_type("application/typescript"),
+        );
+    }
+    ListResourcesResult::with_all_items(all)
+}
+
+/// Reads a declarations resource.
+pub fn read(shared: &Shared, uri: &str) -> Option<ReadResourceResult> {
+    let name = uri.strip_prefix(PREFIX)?.strip_suffix(".d.ts")?;
+    let text = if name == "index" {
+        shared.catalog.declarations(None)
+    } else if namespaces(shared).iter().any(|n| n == name) {
+        shared.catalog.declarations(Some(name))
+    } else {
+        return None;
+    };
+    Some(ReadResourceResult::new(vec![ResourceContents::text(
+        text, uri,
+    )]))
+}
+
+/// The prompt list: `code-mode`.
+pub fn prompts() -> ListPromptsResult {
+    ListPromptsResult::with_all_items(vec![Prompt::new(
+        "code-mode",
+        Some(
+            "How to diagnose this cluster with run_code: the sandbox API as TypeScript, and worked examples",
+        ),
+        None,
+    )])
+}
+
+/// The `code-mode` prompt's text.
+pub fn code_mode_text(shared: &Shared) -> String {
+    let mut text = String::from(
+        "You diagnose a Kubernetes cluster by writing one TypeScript program for the run_code tool. The program \
+runs next to the cluster; only what it returns comes back to you, so filter, join and summarize inside it and \
+return a small JSON value. Use top-level await and return; await every tools.* call (Promise.all for parallel \
+calls); failed calls throw errors with e.code (NotFound, Forbidden, BadInput, ...). Secret values are \
+[secret:FINGERPRINT] tokens. Read-only: nothing can change the cluster.\n\nThe API:\n\n```ts\n",
+    );
+    text.push_str(&shared.catalog.declarations(None));
+    text.push_str("```\n");
+    for (title, code) in EXAMPLES {
+        text.push_str(&format!(
+            "\nExample: {title}\n\n```ts\n{}\n```\n",
+            code.trim_end()
+        ));
+    }
+    text
+}
+
+/// The `code-mode` prompt.
+pub fn prompt(shared: &Shared, name: &str) -> Option<GetPromptResult> {
+    (name == "code-mode").then(|| {
+        GetPromptResult::new(vec![PromptMessage::new_text(
+            Role::User,
+            code_mode_text(shared),
+        )])
+    })
+}
