@@ -118,11 +118,10 @@ fn to_json<T: Serialize>(v: T) -> Result<Value, ClusterError> {
 }
 
 fn list(c: &Cluster, args: Value) -> HandlerFuture<'_> {
+    // Returned as they are: serde_json::to_value would deep-copy every object.
     Box::pin(async move {
-        to_json(
-            c.list(&parse::<ListQuery>("kubernetes.list", args)?)
-                .await?,
-        )
+        let q = parse::<ListQuery>("kubernetes.list", args)?;
+        Ok(Value::Array(c.list(&q).await?))
     })
 }
 
@@ -131,29 +130,26 @@ fn get(c: &Cluster, args: Value) -> HandlerFuture<'_> {
 }
 
 fn logs(c: &Cluster, args: Value) -> HandlerFuture<'_> {
+    // Returned as they are: serde_json::to_value would deep-copy every object.
     Box::pin(async move {
-        to_json(
-            c.logs(&parse::<LogsQuery>("kubernetes.logs", args)?)
-                .await?,
-        )
+        let q = parse::<LogsQuery>("kubernetes.logs", args)?;
+        Ok(Value::String(c.logs(&q).await?))
     })
 }
 
 fn events(c: &Cluster, args: Value) -> HandlerFuture<'_> {
+    // Returned as they are: serde_json::to_value would deep-copy every object.
     Box::pin(async move {
-        to_json(
-            c.events(&parse::<EventsQuery>("kubernetes.events", args)?)
-                .await?,
-        )
+        let q = parse::<EventsQuery>("kubernetes.events", args)?;
+        Ok(Value::Array(c.events(&q).await?))
     })
 }
 
 fn metrics(c: &Cluster, args: Value) -> HandlerFuture<'_> {
+    // Returned as they are: serde_json::to_value would deep-copy every object.
     Box::pin(async move {
-        to_json(
-            c.metrics(&parse::<MetricsQuery>("kubernetes.metrics", args)?)
-                .await?,
-        )
+        let q = parse::<MetricsQuery>("kubernetes.metrics", args)?;
+        Ok(Value::Array(c.metrics(&q).await?))
     })
 }
 

@@ -36,6 +36,7 @@ struct Pending {
     logs: Vec<String>,
     log_chars: usize,
     limit: Option<RunError>,
+    memory_limit: usize,
 }
 
 fn limit_error(limit: &str, value: impl std::fmt::Display, advice: &str) -> RunError {
@@ -94,7 +95,10 @@ fn execute_inner(job: &Job, started: Instant, deadline: Instant) -> rquickjs::Re
         Instant::now() >= deadline || cancel.load(Ordering::Relaxed)
     })));
     let ctx = Context::full(&rt)?;
-    let pending = Rc::new(RefCell::new(Pending::default()));
+    let pending = Rc::new(RefCell::new(Pending {
+        memory_limit: job.limits.memory,
+        ..Pending::default()
+    }));
     let out = drive(&rt, &ctx, &pending, job, started, deadline);
     // The host functions hold `pending`, and `pending` holds JavaScript functions: break the
     // cycle before the context and runtime are freed, or QuickJS finds objects still alive.
@@ -421,7 +425,7 @@ fn settle(context: &Context, pending: &Rc<RefCell<Pending>>, c: Completion) {
         let outcome = (|| -> rquickjs::Result<()> {
             match result {
                 Ok(value) => {
-                    let v = ctx.json_parse(value.to_string())?;
+                    let v = to_js(&ctx, value)?;
                     resolve.restore(&ctx)?.call::<_, ()>((v,))
                 }
                 Err((code, message)) => {
@@ -433,8 +437,55 @@ fn settle(context: &Context, pending: &Rc<RefCell<Pending>>, c: Completion) {
                 }
             }
         })();
-        let _ = outcome;
+        if let Err(e) = outcome {
+            // The promise can no longer settle: stop the run and say why.
+            let thrown = ctx.catch();
+            let message = thrown
+                .as_object()
+                .and_then(|o| o.get::<_, Option<String>>("message").ok().flatten())
+                .unwrap_or_else(|| e.to_string());
+            let mut p = pending.borrow_mut();
+            let memory = p.memory_limit;
+            p.limit = Some(if message.contains("out of memory") {
+                limit_error(
+                    "memory",
+                    format!("{} MiB", memory / (1024 * 1024)),
+                    "a call returned more data than the sandbox can hold; narrow it (namespace, labelSelector, fieldSelector, limit)",
+                )
+            } else {
+                RunError::simple("InternalError", &format!("the result could not be handed to the program: {message}"))
+            });
+        }
     });
+}
+
+/// Converts JSON into JavaScript values directly (no intermediate JSON text in the heap),
+/// consuming it so that each part is freed as soon as it has been converted: a large list is
+/// never held twice.
+fn to_js<'js>(ctx: &Ctx<'js>, value: Value) -> rquickjs::Result<JsValue<'js>> {
+    Ok(match value {
+        Value::Null => JsValue::new_null(ctx.clone()),
+        Value::Bool(b) => JsValue::new_bool(ctx.clone(), b),
+        Value::Number(n) => match n.as_i64().and_then(|i| i32::try_from(i).ok()) {
+            Some(i) => JsValue::new_int(ctx.clone(), i),
+            None => JsValue::new_float(ctx.clone(), n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => rquickjs::String::from_str(ctx.clone(), &s)?.into_value(),
+        Value::Array(items) => {
+            let array = rquickjs::Array::new(ctx.clone())?;
+            for (i, item) in items.into_iter().enumerate() {
+                array.set(i, to_js(ctx, item)?)?;
+            }
+            array.into_value()
+        }
+        Value::Object(map) => {
+            let object = Object::new(ctx.clone())?;
+            for (k, v) in map {
+                object.set(k.as_str(), to_js(ctx, v)?)?;
+            }
+            object.into_value()
+        }
+    })
 }
 
 fn fire_timers(context: &Context, pending: &Rc<RefCell<Pending>>) {
