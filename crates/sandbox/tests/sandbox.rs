@@ -247,3 +247,55 @@ async fn every_limit_stops_the_run_with_its_name() {
         o.logs[0].len() < 24_100 && o.logs[0].ends_with("[logs truncated at 24000 characters]")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancellation_stops_a_busy_program_and_progress_is_reported() {
+    let control = Control::default();
+    let cancel = control.cancel.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let started = Instant::now();
+    let limits = Limits {
+        wall: Duration::from_secs(20),
+        ..Limits::default()
+    };
+    let o = sandbox::run(
+        "await tools.test.echo({}); while (true) {}",
+        Arc::new(TestHost),
+        State::default(),
+        limits.clone(),
+        control,
+    )
+    .await;
+    assert_eq!(err(&o).name, "Cancelled");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let control = Control {
+        progress: Some(Arc::new(move |calls, _elapsed| {
+            record.lock().unwrap().push(calls)
+        })),
+        ..Control::default()
+    };
+    let o = sandbox::run(
+        "for (let i = 0; i < 3; i++) await tools.test.slow(); return 1",
+        Arc::new(TestHost),
+        State::default(),
+        limits,
+        control,
+    )
+    .await;
+    assert_eq!(ok(&o), &json!(1));
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.len() >= 3 && seen.last() == Some(&3),
+        "progress after each settled call: {seen:?}"
+    );
+}
