@@ -3,11 +3,6 @@
 
 mod cli;
 
-/// mimalloc returns freed memory to the system more readily than glibc's per-thread arenas,
-/// which keeps the server's peak RSS down when large lists come and go.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::process::ExitCode;
 
 use clap::Parser;

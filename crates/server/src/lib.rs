@@ -116,6 +116,18 @@ impl ServerHandler for KubecodeServer {
         Ok(ListToolsResult::with_all_items(all))
     }
 
+    async fn on_initialized(&self, _context: rmcp::service::NotificationContext<RoleServer>) {
+        // Once a client is connected, compile the scrubbing patterns and warm the TypeScript
+        // stripper on another thread, so that neither `initialize` nor the first run_code pays.
+        static WARM: std::sync::Once = std::sync::Once::new();
+        WARM.call_once(|| {
+            std::thread::spawn(|| {
+                let _ = shaping::scrub("password=warm-up");
+                let _ = sandbox::strip("const warm: number = 1; return warm;");
+            });
+        });
+    }
+
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,

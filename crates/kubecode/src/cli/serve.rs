@@ -77,12 +77,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // The demo cluster (if any) runs in this process and lives as long as `connection`.
     let connection = Connection::open_with(&target, mode, args.output_limit).await?;
     let shared = connection.shared.clone();
-    // Compile the scrubbing patterns and warm the TypeScript stripper off the critical path,
-    // so that the first run_code does not pay for them.
-    std::thread::spawn(|| {
-        let _ = shaping::scrub("password=warm-up");
-        let _ = sandbox::strip("const warm: number = 1; return warm;");
-    });
     match args.transport {
         Transport::Stdio => server::serve_stdio(shared).await?,
         Transport::Http => {
