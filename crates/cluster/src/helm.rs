@@ -70,19 +70,9 @@ pub struct HelmReleaseSummary {
 #[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct HelmRelease {
-    /// Release name.
-    pub name: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Revision.
-    pub revision: u64,
-    /// Status.
-    pub status: String,
-    /// `CHART-VERSION`.
-    pub chart: String,
-    /// The chart's appVersion.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub app_version: Option<String>,
+    /// Name, namespace, revision, status, chart and app version, as `helm list` shows them.
+    #[serde(flatten)]
+    pub summary: HelmReleaseSummary,
     /// The values the user supplied (`helm get values`).
     pub values: Value,
     /// The rendered manifest.
@@ -285,12 +275,7 @@ impl Cluster {
         let manifest = text(chosen, "/manifest");
         let notes = text(chosen, "/info/notes");
         Ok(HelmRelease {
-            name: s.name,
-            namespace: s.namespace,
-            revision: s.revision,
-            status: s.status,
-            chart: s.chart,
-            app_version: s.app_version,
+            summary: s,
             values: chosen
                 .get("config")
                 .cloned()

@@ -439,7 +439,7 @@ async fn helm_releases_decode_from_their_secrets() {
         })
         .await
         .unwrap();
-    assert_eq!(first.status, "superseded");
+    assert_eq!(first.summary.status, "superseded");
     let history = c
         .helm_history(&HelmListQuery {
             name: Some("storefront".into()),
