@@ -30,7 +30,8 @@ type Resolvers = (Persistent<Function<'static>>, Persistent<Function<'static>>);
 struct Pending {
     next_id: u64,
     resolvers: HashMap<u64, Resolvers>,
-    paths: HashMap<u64, String>,
+    /// Which entry of `calls` a pending call id fills in.
+    call_index: HashMap<u64, usize>,
     timers: Vec<(Instant, u64)>,
     calls: Vec<CallRecord>,
     logs: Vec<String>,
@@ -161,18 +162,18 @@ fn drive(
         let now = Instant::now();
         let limit = pending.borrow_mut().limit.take();
         if let Some(e) = limit {
-            return Ok(finish_failed(job, pending, e));
+            return Ok(finish_failed(pending, e));
         }
         if job.cancel.load(Ordering::Relaxed) {
             let e = RunError::simple("Cancelled", "the client cancelled the run");
-            return Ok(finish_failed(job, pending, e));
+            return Ok(finish_failed(pending, e));
         }
         match settled {
             rquickjs::promise::PromiseState::Pending => {}
             _ => break,
         }
         if now >= deadline {
-            return Ok(finish_failed(job, pending, wall_error(job)));
+            return Ok(finish_failed(pending, wall_error(job)));
         }
         let (outstanding, next_timer) = {
             let p = pending.borrow();
@@ -183,7 +184,7 @@ fn drive(
                 "Error",
                 "the program is waiting for a promise that can never settle (no tool call or sleep is in progress)",
             );
-            return Ok(finish_failed(job, pending, e));
+            return Ok(finish_failed(pending, e));
         }
         let wake = next_timer.map_or(deadline, |t| t.min(deadline));
         match rx.recv_timeout(wake.saturating_duration_since(now)) {
@@ -224,7 +225,7 @@ fn wall_error(job: &Job) -> RunError {
     )
 }
 
-fn finish_failed(_job: &Job, pending: &Rc<RefCell<Pending>>, e: RunError) -> RunOutput {
+fn finish_failed(pending: &Rc<RefCell<Pending>>, e: RunError) -> RunOutput {
     let p = pending.borrow();
     RunOutput::failed(e, p.logs.clone(), p.calls.clone())
 }
@@ -267,8 +268,9 @@ fn install<'js>(
             }
             p.next_id += 1;
             let id = p.next_id;
+            let index = p.calls.len();
             p.calls.push(CallRecord { path: path.clone(), ms: 0, ok: false });
-            p.paths.insert(id, path.clone());
+            p.call_index.insert(id, index);
             p.resolvers.insert(id, (Persistent::save(&ctx, resolve), Persistent::save(&ctx, reject)));
             drop(p);
             let args: Value = serde_json::from_str(&args).unwrap_or(Value::Null);
@@ -410,13 +412,8 @@ fn settle(context: &Context, pending: &Rc<RefCell<Pending>>, c: Completion) {
     };
     {
         let mut p = pending.borrow_mut();
-        let path = p.paths.remove(&id).unwrap_or_default();
-        if let Some(record) = p
-            .calls
-            .iter_mut()
-            .rev()
-            .find(|r| r.path == path && r.ms == 0 && !r.ok)
-        {
+        let index = p.call_index.remove(&id);
+        if let Some(record) = index.and_then(|i| p.calls.get_mut(i)) {
             record.ms = ms;
             record.ok = result.is_ok();
         }
