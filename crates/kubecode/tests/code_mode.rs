@@ -60,8 +60,13 @@ async fn code_mode_exposes_two_small_tools() {
     ] {
         assert!(description.contains(path), "the index names {path}");
     }
-    // About 4 characters per o200k token in this English text: well under 1,000 tokens.
-    assert!(description.len() < 3600, "{} characters", description.len());
+    let bpe = tiktoken_rs::o200k_base().expect("the o200k_base tokenizer loads");
+    let tokens = bpe.encode_with_special_tokens(&description).len();
+    eprintln!("run_code + search_tools descriptions: {tokens} o200k tokens");
+    assert!(
+        tokens < 1000,
+        "the two descriptions are {tokens} o200k tokens"
+    );
     let Value::Object(args) = json!({"query": "container logs crash"}) else {
         unreachable!()
     };
