@@ -459,3 +459,110 @@ fn kubecode_types_prints_declarations() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("kubernetes.logs"));
 }
+
+/// A client that records the progress notifications it receives.
+#[derive(Clone, Default)]
+struct ProgressRecorder(std::sync::Arc<std::sync::Mutex<Vec<f64>>>);
+
+impl rmcp::ClientHandler for ProgressRecorder {
+    async fn on_progress(
+        &self,
+        params: rmcp::model::ProgressNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        self.0.lock().unwrap().push(params.progress);
+    }
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    // utime and stime: fields 14 and 15 of /proc/PID/stat, 12 and 13 after the command.
+    fields
+        .get(11)
+        .and_then(|u| u.parse::<u64>().ok())
+        .unwrap_or(0)
+        + fields
+            .get(12)
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn progress_is_notified_and_cancellation_stops_the_program() {
+    let command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubecode")).configure(|cmd| {
+        cmd.args(["serve", "--demo"]);
+    });
+    let (transport, _) = TokioChildProcess::builder(command)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = transport.id().expect("the server's pid");
+    let recorder = ProgressRecorder::default();
+    let client = recorder.clone().serve(transport).await.unwrap();
+
+    let Value::Object(args) = json!({"code": "for (let i = 0; i < 3; i++) await tools.kubernetes.contexts(); return 'done'"})
+    else {
+        unreachable!()
+    };
+    let mut params = CallToolRequestParams::new("run_code").with_arguments(args);
+    params.meta = Some(rmcp::model::RequestMetaObject::with_progress_token(
+        rmcp::model::ProgressToken(rmcp::model::NumberOrString::Number(7)),
+    ));
+    let r = client.call_tool(params).await.unwrap();
+    assert_eq!(r.structured_content.unwrap()["result"], "done");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = recorder.0.lock().unwrap().clone();
+    assert!(seen.contains(&3.0), "progress counts the calls: {seen:?}");
+
+    // A busy program, cancelled by the client: the server stops burning CPU on it.
+    let Value::Object(args) = json!({"code": "while (true) {}", "timeoutMs": 20000}) else {
+        unreachable!()
+    };
+    let request = rmcp::model::ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(
+        CallToolRequestParams::new("run_code").with_arguments(args),
+    ));
+    let handle = client
+        .peer()
+        .send_cancellable_request(request, rmcp::service::PeerRequestOptions::no_options())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let busy_before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        cpu_ticks(pid) - busy_before >= 20,
+        "the program is running before the cancel"
+    );
+    handle.cancel(Some("test".into())).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let used = cpu_ticks(pid) - idle_before;
+    assert!(
+        used < 20,
+        "the cancelled program still runs: {used} ticks in 1 s"
+    );
+    assert_eq!(
+        result(&run_code_on(&client, "return 5").await),
+        &json!(5),
+        "the session still answers"
+    );
+    client.cancel().await.unwrap();
+}
+
+async fn run_code_on(s: &RunningService<RoleClient, ProgressRecorder>, code: &str) -> Value {
+    let Value::Object(map) = json!({"code": code}) else {
+        unreachable!()
+    };
+    let r = s
+        .call_tool(CallToolRequestParams::new("run_code").with_arguments(map))
+        .await
+        .unwrap();
+    r.structured_content.unwrap()
+}
