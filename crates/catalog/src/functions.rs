@@ -87,7 +87,7 @@ fn array_of(items: Value) -> Value {
 }
 
 /// Deserializes arguments, naming the parameter at fault and, for unknown ones, the valid ones.
-fn parse<T: DeserializeOwned>(path: &str, args: Value) -> Result<T, ClusterError> {
+pub fn parse<T: DeserializeOwned>(path: &str, args: Value) -> Result<T, ClusterError> {
     serde_path_to_error::deserialize(args).map_err(|e| {
         let at = e.path().to_string();
         let field = if at == "." {

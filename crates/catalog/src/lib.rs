@@ -15,6 +15,7 @@ use std::pin::Pin;
 use cluster::{Cluster, ClusterError};
 use serde_json::{Map, Value};
 
+pub use functions::parse as parse_arguments;
 pub use search::SearchHit;
 
 /// The future a handler returns.

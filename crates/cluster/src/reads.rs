@@ -188,13 +188,62 @@ impl Cluster {
         field_selector: Option<String>,
         limit: Option<u64>,
     ) -> Result<Vec<Value>> {
+        let mut items = Vec::new();
+        let mut sink = |item: Value| items.push(item);
+        self.list_pages(
+            ctx,
+            r,
+            namespace,
+            label_selector,
+            field_selector,
+            limit,
+            &mut sink,
+        )
+        .await?;
+        Ok(items)
+    }
+
+    /// Like [`Cluster::list`], but hands each object to `sink` as its page arrives instead of
+    /// collecting them, so that a caller can convert a large list without holding it twice.
+    /// Returns how many objects were handed over.
+    pub async fn list_each(
+        &self,
+        q: &ListQuery,
+        sink: &mut (dyn FnMut(Value) + Send),
+    ) -> Result<usize> {
+        let ctx = self.context(q.context.as_deref()).await?;
+        let r = self.resolve(&ctx, &q.kind).await?;
+        let namespace = Self::namespace_for(&ctx, &r, &q.namespace, q.all_namespaces);
+        self.list_pages(
+            &ctx,
+            &r,
+            namespace.as_deref(),
+            q.label_selector.clone(),
+            q.field_selector.clone(),
+            q.limit,
+            sink,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn list_pages(
+        &self,
+        ctx: &Context,
+        r: &ApiResource,
+        namespace: Option<&str>,
+        label_selector: Option<String>,
+        field_selector: Option<String>,
+        limit: Option<u64>,
+        sink: &mut (dyn FnMut(Value) + Send),
+    ) -> Result<usize> {
         let cap = ctx.transport.limits().list_cap;
         let wanted = limit.map(|l| l as usize).filter(|l| *l > 0);
         let path = r.collection_path(namespace);
-        let mut items = Vec::new();
+        let mut count = 0usize;
         let mut token: Option<String> = None;
         loop {
-            let room = wanted.unwrap_or(cap + 1).saturating_sub(items.len());
+            let room = wanted.unwrap_or(cap + 1).saturating_sub(count);
             let page_size = room.min(500);
             let q = query(&[
                 ("labelSelector", label_selector.clone()),
@@ -223,13 +272,18 @@ impl Cluster {
                 ));
             };
             if let Some(Value::Array(page_items)) = page.remove("items") {
-                items.extend(page_items.into_iter().map(|i| tidy(i, r)));
+                for item in page_items {
+                    if wanted.is_some_and(|w| count >= w) {
+                        break;
+                    }
+                    sink(tidy(item, r));
+                    count += 1;
+                }
             }
-            if wanted.is_some_and(|w| items.len() >= w) {
-                items.truncate(wanted.unwrap_or(items.len()));
-                return Ok(items);
+            if wanted.is_some_and(|w| count >= w) {
+                return Ok(count);
             }
-            if items.len() > cap {
+            if count > cap {
                 return Err(ClusterError::new(
                     ErrorKind::LimitExceeded {
                         limit: "listCap".into(),
@@ -248,7 +302,7 @@ impl Cluster {
                 .filter(|c| !c.is_empty())
                 .map(str::to_string);
             if token.is_none() {
-                return Ok(items);
+                return Ok(count);
             }
         }
     }

@@ -20,8 +20,26 @@ use serde_json::Value;
 
 pub use strip::{SyntaxError, strip};
 
+/// What a tool call returns to the program.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostValue {
+    /// A JSON value.
+    Json(Value),
+    /// JSON text, parsed inside the sandbox.
+    Text(String),
+    /// An array given as the JSON text of each element: large lists cross without ever being
+    /// held as JSON values, and each element is parsed on its own inside the sandbox.
+    Items(Vec<String>),
+}
+
+impl From<Value> for HostValue {
+    fn from(v: Value) -> HostValue {
+        HostValue::Json(v)
+    }
+}
+
 /// The future of a tool call: the result, or `(code, message)`.
-pub type CallFuture = Pin<Box<dyn Future<Output = Result<Value, (String, String)>> + Send>>;
+pub type CallFuture = Pin<Box<dyn Future<Output = Result<HostValue, (String, String)>> + Send>>;
 
 /// What the sandbox can reach: the functions of the catalog, and nothing else.
 pub trait Host: Send + Sync + 'static {

@@ -12,16 +12,25 @@ struct TestHost;
 
 impl Host for TestHost {
     fn functions(&self) -> Vec<String> {
-        vec!["test.echo".into(), "test.slow".into(), "test.fail".into()]
+        vec![
+            "test.echo".into(),
+            "test.slow".into(),
+            "test.fail".into(),
+            "test.items".into(),
+        ]
     }
     fn call(&self, path: &str, args: Value) -> CallFuture {
         let path = path.to_string();
         Box::pin(async move {
             match path.as_str() {
-                "test.echo" => Ok(args),
+                "test.echo" => Ok(args.into()),
+                "test.items" => Ok(sandbox::HostValue::Items(vec![
+                    "{\"a\":1}".into(),
+                    "[2]".into(),
+                ])),
                 "test.slow" => {
                     tokio::time::sleep(Duration::from_millis(200)).await;
-                    Ok(json!("done"))
+                    Ok(sandbox::HostValue::Text("\"done\"".into()))
                 }
                 _ => Err(("NotFound".to_string(), "pods \"x\" not found".to_string())),
             }
@@ -118,8 +127,14 @@ async fn console_sleep_state_and_calls() {
         &json!([
             "test.echo",
             true,
-            ["test/", "test/echo", "test/slow", "test/fail"]
+            ["test/", "test/echo", "test/slow", "test/fail", "test/items"]
         ])
+    );
+    let o = run("return await tools.test.items()").await;
+    assert_eq!(
+        ok(&o),
+        &json!([{"a": 1}, [2]]),
+        "results given as JSON texts arrive as values"
     );
 }
 

@@ -53,16 +53,38 @@ impl sandbox::Host for CatalogHost {
                     ));
                 }
             };
+            let failed = |e: cluster::ClusterError| {
+                (
+                    e.kind.code().to_string(),
+                    shaping::scrub(&e.message).into_owned(),
+                )
+            };
+            if path == "kubernetes.list" {
+                // Lists can be large: shape each object as its page arrives and keep it as JSON
+                // text, so that the whole list is never held as JSON values.
+                let arguments = Value::Object(args.unwrap_or_default());
+                let q: cluster::ListQuery =
+                    catalog::parse_arguments(&path, arguments).map_err(failed)?;
+                let mut items = Vec::new();
+                let mut sink = |mut item: Value| {
+                    vault.tokenize(&mut item);
+                    shaping::scrub_value(&mut item);
+                    items.push(item.to_string());
+                };
+                shared
+                    .cluster
+                    .list_each(&q, &mut sink)
+                    .await
+                    .map_err(failed)?;
+                return Ok(sandbox::HostValue::Items(items));
+            }
             match shared.catalog.call(&shared.cluster, f, args).await {
                 Ok(mut value) => {
                     vault.tokenize(&mut value);
                     shaping::scrub_value(&mut value);
-                    Ok(value)
+                    Ok(value.into())
                 }
-                Err(e) => Err((
-                    e.kind.code().to_string(),
-                    shaping::scrub(&e.message).into_owned(),
-                )),
+                Err(e) => Err(failed(e)),
             }
         })
     }
