@@ -165,18 +165,9 @@ impl Cluster {
     /// Lists objects, following `continue` pages up to `limit` (or the list cap, beyond which
     /// the call fails and says how to narrow it).
     pub async fn list(&self, q: &ListQuery) -> Result<Vec<Value>> {
-        let ctx = self.context(q.context.as_deref()).await?;
-        let r = self.resolve(&ctx, &q.kind).await?;
-        let namespace = Self::namespace_for(&ctx, &r, &q.namespace, q.all_namespaces);
-        self.list_resource(
-            &ctx,
-            &r,
-            namespace.as_deref(),
-            q.label_selector.clone(),
-            q.field_selector.clone(),
-            q.limit,
-        )
-        .await
+        let mut items = Vec::new();
+        self.list_each(q, &mut |item| items.push(item)).await?;
+        Ok(items)
     }
 
     pub(crate) async fn list_resource(
