@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::Cluster;
 use crate::error::{ClusterError, ErrorKind, Result};
+use crate::reads::Selection;
 
 /// Arguments of `helm.list` and `helm.history`.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
@@ -166,10 +167,11 @@ impl Cluster {
                 .list_resource(
                     &ctx,
                     &r,
-                    namespace.as_deref(),
-                    Some(selector.clone()),
-                    None,
-                    None,
+                    &Selection {
+                        namespace: namespace.as_deref(),
+                        labels: Some(selector.clone()),
+                        ..Selection::default()
+                    },
                 )
                 .await
             {

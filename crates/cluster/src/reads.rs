@@ -97,6 +97,19 @@ pub struct MetricsQuery {
     pub context: Option<String>,
 }
 
+/// Which objects of a resource a list asks for.
+#[derive(Debug, Default)]
+pub(crate) struct Selection<'a> {
+    /// One namespace, or all when `None` (always `None` for cluster-scoped kinds).
+    pub namespace: Option<&'a str>,
+    /// `labelSelector`.
+    pub labels: Option<String>,
+    /// `fieldSelector`.
+    pub fields: Option<String>,
+    /// Most objects to return.
+    pub limit: Option<u64>,
+}
+
 fn query(pairs: &[(&str, Option<String>)]) -> String {
     let mut q = form_urlencoded::Serializer::new(String::new());
     for (k, v) in pairs {
@@ -174,23 +187,11 @@ impl Cluster {
         &self,
         ctx: &Context,
         r: &ApiResource,
-        namespace: Option<&str>,
-        label_selector: Option<String>,
-        field_selector: Option<String>,
-        limit: Option<u64>,
+        sel: &Selection<'_>,
     ) -> Result<Vec<Value>> {
         let mut items = Vec::new();
-        let mut sink = |item: Value| items.push(item);
-        self.list_pages(
-            ctx,
-            r,
-            namespace,
-            label_selector,
-            field_selector,
-            limit,
-            &mut sink,
-        )
-        .await?;
+        self.list_pages(ctx, r, sel, &mut |item| items.push(item))
+            .await?;
         Ok(items)
     }
 
@@ -205,40 +206,33 @@ impl Cluster {
         let ctx = self.context(q.context.as_deref()).await?;
         let r = self.resolve(&ctx, &q.kind).await?;
         let namespace = Self::namespace_for(&ctx, &r, &q.namespace, q.all_namespaces);
-        self.list_pages(
-            &ctx,
-            &r,
-            namespace.as_deref(),
-            q.label_selector.clone(),
-            q.field_selector.clone(),
-            q.limit,
-            sink,
-        )
-        .await
+        let sel = Selection {
+            namespace: namespace.as_deref(),
+            labels: q.label_selector.clone(),
+            fields: q.field_selector.clone(),
+            limit: q.limit,
+        };
+        self.list_pages(&ctx, &r, &sel, sink).await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn list_pages(
         &self,
         ctx: &Context,
         r: &ApiResource,
-        namespace: Option<&str>,
-        label_selector: Option<String>,
-        field_selector: Option<String>,
-        limit: Option<u64>,
+        sel: &Selection<'_>,
         sink: &mut (dyn FnMut(Value) + Send),
     ) -> Result<usize> {
         let cap = ctx.transport.limits().list_cap;
-        let wanted = limit.map(|l| l as usize).filter(|l| *l > 0);
-        let path = r.collection_path(namespace);
+        let wanted = sel.limit.map(|l| l as usize).filter(|l| *l > 0);
+        let path = r.collection_path(sel.namespace);
         let mut count = 0usize;
         let mut token: Option<String> = None;
         loop {
             let room = wanted.unwrap_or(cap + 1).saturating_sub(count);
             let page_size = room.min(500);
             let q = query(&[
-                ("labelSelector", label_selector.clone()),
-                ("fieldSelector", field_selector.clone()),
+                ("labelSelector", sel.labels.clone()),
+                ("fieldSelector", sel.fields.clone()),
                 ("limit", Some(page_size.to_string())),
                 ("continue", token.clone()),
             ]);
@@ -348,7 +342,15 @@ impl Cluster {
         let field_selector = (!fields.is_empty()).then(|| fields.join(","));
         let namespace = Self::namespace_for(&ctx, &r, &q.namespace, q.all_namespaces);
         let mut events = self
-            .list_resource(&ctx, &r, namespace.as_deref(), None, field_selector, None)
+            .list_resource(
+                &ctx,
+                &r,
+                &Selection {
+                    namespace: namespace.as_deref(),
+                    fields: field_selector,
+                    ..Selection::default()
+                },
+            )
             .await?;
         if let Some(secs) = q.since_seconds {
             let cutoff = ctx.transport.now() - chrono::Duration::seconds(secs as i64);
@@ -388,8 +390,11 @@ impl Cluster {
                 Ok(vec![tidy(ctx.transport.get_json(&path).await?, &r)])
             }
             None => {
-                self.list_resource(&ctx, &r, namespace.as_deref(), None, None, None)
-                    .await
+                let sel = Selection {
+                    namespace: namespace.as_deref(),
+                    ..Selection::default()
+                };
+                self.list_resource(&ctx, &r, &sel).await
             }
         }
     }
