@@ -15,7 +15,8 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("KUBECODE_LOG")
-                .unwrap_or_else(|_| "info".into()),
+                // rmcp logs every client-side message at info; the benchmarks hold client sessions.
+                .unwrap_or_else(|_| "info,rmcp=warn".into()),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

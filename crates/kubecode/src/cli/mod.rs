@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch to the subcommands.
 
+mod bench;
 mod connect;
 mod demo;
 mod run;
@@ -29,6 +30,8 @@ enum Command {
     Run(run::RunArgs),
     /// Print the TypeScript declarations of the sandbox API.
     Types(types::TypesArgs),
+    /// Benchmarks: context tokens (code mode against tools mode) and speed.
+    Bench(bench::BenchArgs),
     /// Serve a cluster snapshot (or the demo cluster, or a generated one) as a Kubernetes API server.
     Sim(sim::SimArgs),
 }
@@ -41,5 +44,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args).await,
         Command::Types(args) => types::run(args),
         Command::Sim(args) => sim::run(args).await,
+        Command::Bench(args) => bench::run(args).await,
     }
 }

@@ -1,0 +1,144 @@
+//! `kubecode bench`: the benchmarks whose figures the README quotes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+/// Arguments of `kubecode bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    which: Which,
+}
+
+#[derive(Debug, Subcommand)]
+enum Which {
+    /// Context tokens of code mode against tools mode on the scenarios in bench/scenarios.
+    Tokens {
+        /// Print JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+        /// The scenarios directory (default: bench/scenarios of this repository).
+        #[arg(long, value_name = "DIR")]
+        scenarios: Option<PathBuf>,
+        /// Run only this scenario (repeatable).
+        #[arg(long, value_name = "NAME")]
+        only: Vec<String>,
+        /// Where to write the crash-loop plot (default: crash-loop-tokens.svg beside the scenarios).
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
+    },
+    /// Serve one scenario's cluster (to look at it with kubectl) until interrupted.
+    Serve {
+        /// Scenario name.
+        name: String,
+        /// The scenarios directory (default: bench/scenarios of this repository).
+        #[arg(long, value_name = "DIR")]
+        scenarios: Option<PathBuf>,
+        /// Where to write the kubeconfig.
+        #[arg(long, value_name = "FILE", default_value = "kubeconfig")]
+        kubeconfig: PathBuf,
+    },
+    /// Sandbox and server speed: cold start, bridge, strip, round trips, 10k-pod scan, start-up, memory, HTTP throughput.
+    Speed {
+        /// Print JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+        /// Repetitions of the fast measurements.
+        #[arg(long, default_value_t = 20)]
+        runs: usize,
+        /// Repetitions of the 10,000-pod scan.
+        #[arg(long, default_value_t = 3)]
+        scan_runs: usize,
+        /// Concurrent HTTP sessions.
+        #[arg(long, default_value_t = 8)]
+        sessions: usize,
+        /// run_code calls per HTTP session.
+        #[arg(long, default_value_t = 25)]
+        calls_per_session: usize,
+    },
+}
+
+/// Runs a benchmark; exit 1 when its targets are missed or a scenario is answered wrongly.
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let binary = std::env::current_exe().context("cannot find the kubecode binary")?;
+    match args.which {
+        Which::Tokens {
+            json,
+            scenarios,
+            only,
+            plot,
+        } => {
+            let scenarios = scenarios_dir(scenarios)?;
+            let plot = plot.unwrap_or_else(|| scenarios.join("../crash-loop-tokens.svg"));
+            let options = bench::tokens::Options {
+                binary,
+                scenarios,
+                only,
+                plot: Some(plot),
+            };
+            let report = bench::tokens::run(&options).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", bench::tokens::markdown(&report));
+            }
+            Ok(if report.all_correct {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Which::Serve {
+            name,
+            scenarios,
+            kubeconfig,
+        } => {
+            let dir = scenarios_dir(scenarios)?;
+            let background = bench::scenario::background(&dir)?;
+            let scenario = bench::scenario::load_all(&dir, std::slice::from_ref(&name))?
+                .pop()
+                .context("no such scenario")?;
+            let served = bench::cluster::serve_scenario(&scenario, &background).await?;
+            served.server.write_kubeconfig(&kubeconfig)?;
+            eprintln!(
+                "scenario {name} served at {}; kubeconfig written to {} (Ctrl-C stops)",
+                served.server.url(),
+                kubeconfig.display()
+            );
+            tokio::signal::ctrl_c().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Which::Speed {
+            json,
+            runs,
+            scan_runs,
+            sessions,
+            calls_per_session,
+        } => {
+            let options = bench::speed::Options {
+                binary,
+                runs,
+                scan_runs,
+                sessions,
+                calls_per_session,
+            };
+            let report = bench::speed::run(&options).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", bench::speed::markdown(&report));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn scenarios_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(dir) => Ok(dir),
+        None => bench::scenario::default_dir(),
+    }
+}
