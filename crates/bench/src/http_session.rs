@@ -26,6 +26,15 @@ impl HttpServer {
         binary: &std::path::Path,
         kubeconfig: &std::path::Path,
     ) -> anyhow::Result<HttpServer> {
+        HttpServer::start_with(binary, kubeconfig, &[]).await
+    }
+
+    /// The same, with more `serve` flags (limits).
+    pub async fn start_with(
+        binary: &std::path::Path,
+        kubeconfig: &std::path::Path,
+        extra: &[&str],
+    ) -> anyhow::Result<HttpServer> {
         let mut child = tokio::process::Command::new(binary)
             .args([
                 "serve",
@@ -38,6 +47,7 @@ impl HttpServer {
                 "--kubeconfig",
             ])
             .arg(kubeconfig)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -97,16 +107,19 @@ impl HttpSession {
 
     /// Calls a tool; returns the JSON-RPC result.
     pub async fn call(&mut self, tool: &str, arguments: Value) -> anyhow::Result<Value> {
+        self.request("tools/call", json!({"name": tool, "arguments": arguments}))
+            .await
+    }
+
+    /// Sends one JSON-RPC request (`ping`, `tools/list`, ...); returns its result.
+    pub async fn request(&mut self, method: &str, params: Value) -> anyhow::Result<Value> {
         self.next_id += 1;
         let (_, message) = self
-            .post(
-                json!({"jsonrpc": "2.0", "id": self.next_id, "method": "tools/call",
-                "params": {"name": tool, "arguments": arguments}}),
-            )
+            .post(json!({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}))
             .await?;
         message
             .and_then(|m| m.get("result").cloned())
-            .ok_or_else(|| anyhow!("{tool} returned no result"))
+            .ok_or_else(|| anyhow!("{method} returned no result"))
     }
 
     async fn post(&self, body: Value) -> anyhow::Result<(Option<String>, Option<Value>)> {

@@ -156,23 +156,42 @@ fn last_seen(event: &Value) -> Option<DateTime<Utc>> {
     )
 }
 
+/// Refuses a name or namespace that is not a single URL path segment: it goes into the
+/// request's path, where `/`, `?`, `#`, `%` or `..` would reach a different resource or add
+/// query parameters. (Kubernetes refuses such names for every kind.)
+pub(crate) fn path_segment(field: &str, value: &str) -> Result<()> {
+    let bad = value == "."
+        || value == ".."
+        || value.chars().any(|c| {
+            matches!(c, '/' | '?' | '#' | '%' | '\\') || c.is_whitespace() || c.is_control()
+        });
+    if bad {
+        return Err(ClusterError::bad_input(
+            field,
+            format!(
+                "`{field}` {value:?} is not a valid Kubernetes object name: names cannot contain '/', '?', '#', '%', spaces, or be '.' or '..'"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Cluster {
     fn namespace_for(
         ctx: &Context,
         r: &ApiResource,
         namespace: &Option<String>,
         all: bool,
-    ) -> Option<String> {
+    ) -> Result<Option<String>> {
         if !r.namespaced || all {
-            None
-        } else {
-            Some(
-                namespace
-                    .clone()
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| ctx.namespace.clone()),
-            )
+            return Ok(None);
         }
+        let ns = namespace
+            .clone()
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| ctx.namespace.clone());
+        path_segment("namespace", &ns)?;
+        Ok(Some(ns))
     }
 
     /// Lists objects, following `continue` pages up to `limit` (or the list cap, beyond which
@@ -205,7 +224,7 @@ impl Cluster {
     ) -> Result<usize> {
         let ctx = self.context(q.context.as_deref()).await?;
         let r = self.resolve(&ctx, &q.kind).await?;
-        let namespace = Self::namespace_for(&ctx, &r, &q.namespace, q.all_namespaces);
+        let namespace = Self::namespace_for(&ctx, &r, &q.namespace, q.all_namespaces)?;
         let sel = Selection {
             namespace: namespace.as_deref(),
             labels: q.label_selector.clone(),
@@ -300,9 +319,10 @@ impl Cluster {
                 "`name` is empty: pass the object's name",
             ));
         }
+        path_segment("name", &q.name)?;
         let ctx = self.context(q.context.as_deref()).await?;
         let r = self.resolve(&ctx, &q.kind).await?;
-        let namespace = Self::namespace_for(&ctx, &r, &q.namespace, false);
+        let namespace = Self::namespace_for(&ctx, &r, &q.namespace, false)?;
         let path = format!("{}/{}", r.collection_path(namespace.as_deref()), q.name);
         match ctx.transport.get_json(&path).await {
             Ok(v) => Ok(tidy(v, &r)),
@@ -340,7 +360,7 @@ impl Cluster {
             fields.push(format!("type={t:?}"));
         }
         let field_selector = (!fields.is_empty()).then(|| fields.join(","));
-        let namespace = Self::namespace_for(&ctx, &r, &q.namespace, q.all_namespaces);
+        let namespace = Self::namespace_for(&ctx, &r, &q.namespace, q.all_namespaces)?;
         let mut events = self
             .list_resource(
                 &ctx,
@@ -384,8 +404,12 @@ impl Cluster {
                 .filter(|n| !n.is_empty())
                 .unwrap_or_else(|| ctx.namespace.clone())
         });
+        if let Some(ns) = &namespace {
+            path_segment("namespace", ns)?;
+        }
         match &q.name {
             Some(name) => {
+                path_segment("name", name)?;
                 let path = format!("{}/{name}", r.collection_path(namespace.as_deref()));
                 Ok(vec![tidy(ctx.transport.get_json(&path).await?, &r)])
             }
@@ -396,6 +420,34 @@ impl Cluster {
                 };
                 self.list_resource(&ctx, &r, &sel).await
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_single_path_segments() {
+        for ok in [
+            "payments-api",
+            "system:controller:x",
+            "a.b_c",
+            "kube-root-ca.crt",
+        ] {
+            assert!(super::path_segment("name", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "../secrets/x",
+            "x?dryRun=All",
+            "x#y",
+            "x%2f",
+            ".",
+            "..",
+            "a b",
+            "a/b",
+        ] {
+            let e = super::path_segment("name", bad).unwrap_err();
+            assert_eq!(e.kind.code(), "BadInput", "{bad}");
         }
     }
 }

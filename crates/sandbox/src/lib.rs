@@ -11,7 +11,7 @@ mod strip;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -229,6 +229,23 @@ pub async fn run(
     limits: Limits,
     control: Control,
 ) -> RunOutput {
+    let stuck = RUNAWAY.load(Ordering::SeqCst);
+    if stuck >= MAX_RUNAWAY {
+        return RunOutput::failed(
+            RunError {
+                name: "LimitExceeded".into(),
+                message: format!(
+                    "{stuck} earlier programs are still stuck in built-in functions past their time limit; try again in a few seconds"
+                ),
+                line: None,
+                column: None,
+                code: Some("LimitExceeded".into()),
+                source: None,
+            },
+            Vec::new(),
+            Vec::new(),
+        );
+    }
     let stripped = match std::panic::catch_unwind(|| strip(program)) {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -265,12 +282,62 @@ pub async fn run(
         handle: tokio::runtime::Handle::current(),
         progress: control.progress,
     };
-    match tokio::task::spawn_blocking(move || run::execute(job)).await {
-        Ok(out) => out,
-        Err(e) => RunOutput::failed(
+    let wall = job.limits.wall;
+    let cancel = job.cancel.clone();
+    let phase = Arc::new(AtomicU8::new(RUNNING));
+    let thread_phase = phase.clone();
+    let thread = tokio::task::spawn_blocking(move || {
+        let out = run::execute(job);
+        if thread_phase.swap(FINISHED, Ordering::SeqCst) == ABANDONED {
+            RUNAWAY.fetch_sub(1, Ordering::SeqCst);
+        }
+        out
+    });
+    match tokio::time::timeout(wall + WATCHDOG_GRACE, thread).await {
+        Ok(Ok(out)) => out,
+        Ok(Err(e)) => RunOutput::failed(
             RunError::simple("InternalError", &format!("the sandbox thread failed: {e}")),
             Vec::new(),
             Vec::new(),
         ),
+        Err(_) => {
+            // A built-in that never returns to the bytecode loop cannot be interrupted; answer
+            // now and let the thread end when it does (the cancel flag stops it right then).
+            cancel.store(true, Ordering::SeqCst);
+            if phase
+                .compare_exchange(RUNNING, ABANDONED, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                RUNAWAY.fetch_add(1, Ordering::SeqCst);
+            }
+            RunOutput::failed(runaway_error(wall), Vec::new(), Vec::new())
+        }
+    }
+}
+
+/// Extra time a run gets past its wall-clock limit before the watchdog answers for it.
+pub const WATCHDOG_GRACE: Duration = Duration::from_millis(1000);
+
+/// Runs the watchdog gave up on whose threads are still inside a built-in.
+static RUNAWAY: AtomicUsize = AtomicUsize::new(0);
+
+/// At most this many abandoned runs may still hold a thread before new runs are refused.
+const MAX_RUNAWAY: usize = 2;
+
+const RUNNING: u8 = 0;
+const FINISHED: u8 = 1;
+const ABANDONED: u8 = 2;
+
+fn runaway_error(wall: Duration) -> RunError {
+    RunError {
+        name: "LimitExceeded".into(),
+        message: format!(
+            "the wall-clock limit ({} ms) was exceeded inside a built-in function that cannot be interrupted (a huge array or string operation): work on smaller data, or filter before transforming",
+            wall.as_millis()
+        ),
+        line: None,
+        column: None,
+        code: Some("LimitExceeded".into()),
+        source: None,
     }
 }

@@ -124,6 +124,52 @@
     return out;
   }
 
+  guardLongArrayMethods();
+
+  // QuickJS checks for interrupts in its bytecode loop, not inside these built-ins: on a huge
+  // sparse array (or array-like) they would loop billions of times past the wall-clock limit
+  // (`new Array(2 ** 32 - 1).reverse()` runs for a minute). No array that long fits in the
+  // memory limit, so refusing it costs a real program nothing. The server's watchdog is the
+  // backstop for anything this misses.
+  function guardLongArrayMethods() {
+    const MAX_LENGTH = 1 << 24;
+    const apply = Reflect.apply, isArray = Array.isArray, describe = Object.getOwnPropertyDescriptor,
+      protoOf = Object.getPrototypeOf, defineProperty = Object.defineProperty, toNumber = Number;
+    const lengthOf = (value) => {
+      if (value === null || (typeof value !== "object" && typeof value !== "function")) return 0;
+      if (!isArray(value)) {
+        // A getter could answer the check with a small length and the built-in with a huge one.
+        for (let o = value; o !== null; o = protoOf(o)) {
+          const d = describe(o, "length");
+          if (d) {
+            if (d.get || d.set) throw new TypeError("array methods on objects with a `length` getter are not allowed in the sandbox");
+            break;
+          }
+        }
+      }
+      return toNumber(value.length);
+    };
+    const names = ["join", "toString", "toLocaleString", "reverse", "copyWithin", "fill", "splice", "slice",
+      "concat", "flat", "toReversed", "toSpliced", "with", "sort", "toSorted", "lastIndexOf", "indexOf", "includes"];
+    for (const name of names) {
+      const native = Array.prototype[name];
+      if (typeof native !== "function") continue;
+      const guarded = {
+        [name](...args) {
+          const lengths = name === "concat" ? [this, ...args].map(lengthOf) : [lengthOf(this)];
+          for (const length of lengths) {
+            if (length > MAX_LENGTH) {
+              throw new RangeError(`Array.prototype.${name} on ${length} elements is refused: the sandbox allows arrays of at most ${MAX_LENGTH} elements`);
+            }
+          }
+          return apply(native, this, args);
+        },
+      }[name];
+      defineProperty(guarded, "length", { value: native.length });
+      defineProperty(Array.prototype, name, { value: guarded, writable: true, configurable: true, enumerable: false });
+    }
+  }
+
   const define = (name, value) => Object.defineProperty(global, name, { value, writable: false, configurable: false, enumerable: false });
   define("tools", tools);
   define("console", Object.freeze(consoleObject));
@@ -134,3 +180,4 @@
     return JSON.stringify(result === undefined ? null : result);
   });
 })(globalThis, globalThis.__paths);
+

@@ -549,16 +549,16 @@ fn describe_exception(
                 .json_stringify(thrown.clone())
                 .ok()
                 .flatten()
-                .and_then(|s| s.to_string().ok());
-            (
-                "Error".into(),
-                format!(
-                    "the program threw a non-Error value: {}",
-                    s.unwrap_or_default()
-                ),
-                String::new(),
-                None,
-            )
+                .and_then(|s| s.to_string().ok())
+                .unwrap_or_default();
+            let mut message = format!("the program threw a non-Error value: {s}");
+            if thrown.is_null() {
+                message.push_str(&format!(
+                    " (QuickJS also throws null when it runs out of memory while raising an error: if the program did not throw null itself, it exceeded the memory limit of {} MiB)",
+                    job.limits.memory / (1024 * 1024)
+                ));
+            }
+            ("Error".into(), message, String::new(), None)
         }
         None => ("InternalError".into(), e.to_string(), String::new(), None),
     };

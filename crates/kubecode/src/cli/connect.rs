@@ -19,6 +19,40 @@ pub struct Target {
     pub demo: bool,
 }
 
+/// The sandbox's limits (CONTRACT §3.4), each settable.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Wall-clock limit of one run_code, in milliseconds (awaits and sleeps included).
+    #[arg(long, value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_ms: u64,
+    /// JavaScript heap of one run, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 128, value_parser = clap::value_parser!(u64).range(4..=4096))]
+    pub memory_mib: u64,
+    /// Tool calls one run may make.
+    #[arg(long, value_name = "N", default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_calls: u64,
+    /// Tool calls of one run in flight at once.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub max_in_flight: u64,
+    /// Characters of output a model receives at most per call (result and logs).
+    #[arg(long, value_name = "N", default_value_t = shaping::DEFAULT_OUTPUT_LIMIT)]
+    pub output_limit: usize,
+}
+
+impl LimitArgs {
+    /// The limits these flags set.
+    pub fn limits(&self) -> sandbox::Limits {
+        sandbox::Limits {
+            wall: std::time::Duration::from_millis(self.timeout_ms),
+            memory: (self.memory_mib as usize) * 1024 * 1024,
+            calls: self.max_calls as usize,
+            in_flight: self.max_in_flight as usize,
+            output: self.output_limit,
+            ..sandbox::Limits::default()
+        }
+    }
+}
+
 /// The functions and the cluster, plus the demo cluster's server when it runs in-process.
 pub struct Connection {
     /// What every session shares.
@@ -29,14 +63,14 @@ pub struct Connection {
 impl Connection {
     /// Connects (lazily: no request is sent until a call needs one).
     pub async fn open(target: &Target, mode: server::Mode) -> anyhow::Result<Connection> {
-        Connection::open_with(target, mode, shaping::DEFAULT_OUTPUT_LIMIT).await
+        Connection::open_with(target, mode, sandbox::Limits::default()).await
     }
 
-    /// Same, with an output limit.
+    /// Same, with the sandbox's limits (whose `output` is also tools mode's output limit).
     pub async fn open_with(
         target: &Target,
         mode: server::Mode,
-        output_limit: usize,
+        sandbox_limits: sandbox::Limits,
     ) -> anyhow::Result<Connection> {
         let limits = cluster::Limits::default();
         let (cluster, demo) = if target.demo {
@@ -60,11 +94,8 @@ impl Connection {
             catalog: catalog::Catalog::new(),
             cluster,
             mode,
-            output_limit,
-            limits: sandbox::Limits {
-                output: output_limit,
-                ..sandbox::Limits::default()
-            },
+            output_limit: sandbox_limits.output,
+            limits: sandbox_limits,
         });
         Ok(Connection {
             shared,

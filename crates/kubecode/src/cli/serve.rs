@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use server::{HttpOptions, Mode};
 
-use super::connect::{Connection, Target};
+use super::connect::{Connection, LimitArgs, Target};
 
 /// The transports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -46,9 +46,8 @@ pub struct ServeArgs {
     /// Listen beyond loopback without a token (only behind an authenticating proxy).
     #[arg(long)]
     allow_unauthenticated: bool,
-    /// Characters of output a model receives at most per call.
-    #[arg(long, default_value_t = shaping::DEFAULT_OUTPUT_LIMIT)]
-    output_limit: usize,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 /// Runs the server until the client (stdio) or the process (HTTP) stops.
@@ -75,7 +74,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         demo: args.demo,
     };
     // The demo cluster (if any) runs in this process and lives as long as `connection`.
-    let connection = Connection::open_with(&target, mode, args.output_limit).await?;
+    let connection = Connection::open_with(&target, mode, args.limits.limits()).await?;
     let shared = connection.shared.clone();
     match args.transport {
         Transport::Stdio => server::serve_stdio(shared).await?,
