@@ -69,7 +69,8 @@ pub struct Figure {
 }
 
 impl Figure {
-    fn of(mut samples: Vec<f64>) -> Figure {
+    /// The median, minimum and maximum of samples.
+    pub fn of(mut samples: Vec<f64>) -> Figure {
         samples.sort_by(f64::total_cmp);
         Figure {
             median: median(&samples),

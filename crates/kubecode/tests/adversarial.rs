@@ -635,3 +635,48 @@ async fn hostile_programs_are_contained() {
         "RSS {after:.1} MiB after the suite, {baseline:.1} MiB before"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn programs_beyond_the_concurrency_cap_wait_within_their_wall_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let _api = cluster(dir.path()).await;
+    let server = HttpServer::start_with(
+        Path::new(env!("CARGO_BIN_EXE_kubecode")),
+        &dir.path().join("kubeconfig"),
+        &["--max-concurrent-runs", "1"],
+    )
+    .await
+    .unwrap();
+    let mut busy = HttpSession::open(server.addr).await.unwrap();
+    let mut waiting = HttpSession::open(server.addr).await.unwrap();
+    let hold = tokio::spawn(async move {
+        busy.call(
+            "run_code",
+            json!({"code": "await sleep(1500); return 'held'"}),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = waiting
+        .call("run_code", json!({"code": "return 1", "timeoutMs": 400}))
+        .await
+        .unwrap();
+    let out = &refused["structuredContent"];
+    assert_eq!(out["error"]["code"], "LimitExceeded", "{out}");
+    assert!(
+        out["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at once"),
+        "{out}"
+    );
+    let started = Instant::now();
+    let queued = waiting
+        .call("run_code", json!({"code": "return 2", "timeoutMs": 5000}))
+        .await
+        .unwrap();
+    assert_eq!(queued["structuredContent"]["result"], 2, "{queued}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+    let held = hold.await.unwrap().unwrap();
+    assert_eq!(held["structuredContent"]["result"], "held");
+}

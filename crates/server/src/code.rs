@@ -209,6 +209,28 @@ pub async fn run(
     if let Some(ms) = args.get("timeoutMs").and_then(Value::as_u64) {
         limits.wall = limits.wall.min(Duration::from_millis(ms.max(1)));
     }
+    let waited = std::time::Instant::now();
+    let slot = tokio::select! {
+        slot = tokio::time::timeout(limits.wall, shared.run_slots.acquire()) => slot,
+        () = context.ct.cancelled() => return bad_input("the client cancelled the run before it started".into()),
+    };
+    let _slot = match slot {
+        Ok(Ok(permit)) => permit,
+        _ => {
+            let e = json!({"ok": false, "result": null, "logs": [], "calls": [], "truncated": false,
+                "error": {"name": "LimitExceeded", "code": "LimitExceeded", "message": format!(
+                    "the server was running its maximum of programs at once for the whole wall-clock limit ({} ms); try again shortly", limits.wall.as_millis())},
+                "stats": {"wallMs": 0, "toolCalls": 0}});
+            let mut r = CallToolResult::structured(e);
+            r.is_error = Some(true);
+            return r;
+        }
+    };
+    // Time spent waiting for a slot counts against the run's wall clock.
+    limits.wall = limits
+        .wall
+        .saturating_sub(waited.elapsed())
+        .max(Duration::from_millis(1));
     let control = sandbox::Control::default();
     let cancel = control.cancel.clone();
     let ct = context.ct.clone();

@@ -64,6 +64,9 @@ pub struct Shared {
     pub output_limit: usize,
     /// The sandbox's limits (code mode).
     pub limits: sandbox::Limits,
+    /// Programs that may run at once across all sessions; more wait for a slot (within their
+    /// wall-clock limit), which bounds the server's memory under load.
+    pub run_slots: tokio::sync::Semaphore,
 }
 
 /// The MCP handler of one session. Each session has its own secret vault, so tokens are

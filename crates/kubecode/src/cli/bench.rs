@@ -30,6 +30,24 @@ enum Which {
         #[arg(long, value_name = "FILE")]
         plot: Option<PathBuf>,
     },
+    /// Load: concurrent MCP sessions over HTTP scanning a generated cluster (loopback only).
+    Load {
+        /// Print JSON instead of Markdown.
+        #[arg(long)]
+        json: bool,
+        /// Concurrent sessions.
+        #[arg(long, default_value_t = 50)]
+        sessions: usize,
+        /// Seconds each session keeps scanning.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// The generated cluster.
+        #[arg(long, default_value = "pods=3000,namespaces=30,broken=10")]
+        cluster: String,
+        /// Programs the server runs at once.
+        #[arg(long, default_value_t = 8)]
+        max_concurrent_runs: usize,
+    },
     /// Serve one scenario's cluster (to look at it with kubectl) until interrupted.
     Serve {
         /// Scenario name.
@@ -86,6 +104,33 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 println!("{}", bench::tokens::markdown(&report));
             }
             Ok(if report.all_correct {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Which::Load {
+            json,
+            sessions,
+            seconds,
+            cluster,
+            max_concurrent_runs,
+        } => {
+            let options = bench::load::Options {
+                binary,
+                sessions,
+                duration: std::time::Duration::from_secs(seconds),
+                cluster,
+                concurrent_runs: max_concurrent_runs,
+            };
+            bench::load::check(&options)?;
+            let report = bench::load::run(&options).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", bench::load::markdown(&report));
+            }
+            Ok(if report.passed {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

@@ -37,6 +37,9 @@ pub struct LimitArgs {
     /// Characters of output a model receives at most per call (result and logs).
     #[arg(long, value_name = "N", default_value_t = shaping::DEFAULT_OUTPUT_LIMIT)]
     pub output_limit: usize,
+    /// Programs running at once across all sessions (more wait, within their wall-clock limit).
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub max_concurrent_runs: u64,
 }
 
 impl LimitArgs {
@@ -63,7 +66,7 @@ pub struct Connection {
 impl Connection {
     /// Connects (lazily: no request is sent until a call needs one).
     pub async fn open(target: &Target, mode: server::Mode) -> anyhow::Result<Connection> {
-        Connection::open_with(target, mode, sandbox::Limits::default()).await
+        Connection::open_with(target, mode, sandbox::Limits::default(), 8).await
     }
 
     /// Same, with the sandbox's limits (whose `output` is also tools mode's output limit).
@@ -71,6 +74,7 @@ impl Connection {
         target: &Target,
         mode: server::Mode,
         sandbox_limits: sandbox::Limits,
+        concurrent_runs: usize,
     ) -> anyhow::Result<Connection> {
         let limits = cluster::Limits::default();
         let (cluster, demo) = if target.demo {
@@ -96,6 +100,7 @@ impl Connection {
             mode,
             output_limit: sandbox_limits.output,
             limits: sandbox_limits,
+            run_slots: tokio::sync::Semaphore::new(concurrent_runs.max(1)),
         });
         Ok(Connection {
             shared,
