@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use kubesim::builder::{ClusterBuilder, Failure, Workload};
+use kubesim::builder::{ClusterBuilder, Workload};
 use kubesim::{GenerateSpec, LoadOptions, RunningServer, ServerConfig, Snapshot};
 use serde_json::Value;
 
-use crate::scenario::{Background, FailureSpec, Scenario, WorkloadSpec};
+use crate::scenario::{Background, Scenario, WorkloadSpec};
 
 /// The clock of built clusters (the generator uses the same one), so hand-written overlay
 /// timestamps line up with built objects.
@@ -137,15 +137,7 @@ fn workload(w: &WorkloadSpec) -> Workload {
     }
     out.restarts = w.restarts;
     out.healthy_log = w.log.clone();
-    out.failure = w.failure.as_ref().map(|f| match f.clone() {
-        FailureSpec::CrashLoop { exit_code, log } => Failure::CrashLoop { exit_code, log },
-        FailureSpec::ImagePull { error } => Failure::ImagePull { error },
-        FailureSpec::Unschedulable { message } => Failure::Unschedulable { message },
-        FailureSpec::OutOfMemory { log } => Failure::OutOfMemory { log },
-        FailureSpec::LivenessKill { probe_message, log } => {
-            Failure::LivenessKill { probe_message, log }
-        }
-    });
+    out.failure = w.failure.clone();
     out
 }
 

@@ -135,48 +135,11 @@ pub struct WorkloadSpec {
     #[serde(default)]
     pub log: Vec<String>,
     /// How the pods are broken.
-    pub failure: Option<FailureSpec>,
+    pub failure: Option<kubesim::builder::Failure>,
 }
 
 fn one() -> u32 {
     1
-}
-
-/// The failures kubesim's builder can make (see `kubesim::builder::Failure`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub enum FailureSpec {
-    /// CrashLoopBackOff after printing `log` and exiting with `exitCode`.
-    #[serde(rename_all = "camelCase")]
-    CrashLoop {
-        /// Exit code.
-        exit_code: i64,
-        /// What it printed.
-        log: Vec<String>,
-    },
-    /// ImagePullBackOff with the registry's `error`.
-    ImagePull {
-        /// The pull error.
-        error: String,
-    },
-    /// Pending: FailedScheduling with `message`.
-    Unschedulable {
-        /// The scheduler's message.
-        message: String,
-    },
-    /// OOMKilled (exit 137).
-    OutOfMemory {
-        /// What it printed.
-        log: Vec<String>,
-    },
-    /// Killed by its liveness probe.
-    #[serde(rename_all = "camelCase")]
-    LivenessKill {
-        /// The probe failure.
-        probe_message: String,
-        /// What it printed.
-        log: Vec<String>,
-    },
 }
 
 /// The shared healthy background, `bench/scenarios/background.yaml`.

@@ -12,8 +12,14 @@ use crate::snapshot::{ContainerLog, LogKey, LogLine, Logs, Snapshot, SourcedObje
 /// The characters Kubernetes uses for generated name suffixes.
 const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
-/// How a workload's pods are broken, if they are.
-#[derive(Debug, Clone)]
+/// How a workload's pods are broken, if they are. Deserializes from camelCase
+/// (`{crashLoop: {exitCode: 1, log: [...]}}`), as benchmark scenarios write it.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    deny_unknown_fields
+)]
 pub enum Failure {
     /// The container exits shortly after starting and is in CrashLoopBackOff.
     CrashLoop {

@@ -226,10 +226,12 @@ pub async fn run(
             return r;
         }
     };
-    // Time spent waiting for a slot counts against the run's wall clock.
+    // Time spent waiting for a slot counts against the run's wall clock, in whole milliseconds
+    // so that a run that did not wait keeps its limit (and its error message) exact.
+    let waited = Duration::from_millis(waited.elapsed().as_millis() as u64);
     limits.wall = limits
         .wall
-        .saturating_sub(waited.elapsed())
+        .saturating_sub(waited)
         .max(Duration::from_millis(1));
     let control = sandbox::Control::default();
     let cancel = control.cancel.clone();
