@@ -214,7 +214,7 @@ pub async fn run(
         slot = tokio::time::timeout(limits.wall, shared.run_slots.acquire()) => slot,
         () = context.ct.cancelled() => return bad_input("the client cancelled the run before it started".into()),
     };
-    let _slot = match slot {
+    let slot = match slot {
         Ok(Ok(permit)) => permit,
         _ => {
             let e = json!({"ok": false, "result": null, "logs": [], "calls": [], "truncated": false,
@@ -256,6 +256,8 @@ pub async fn run(
     let host = Arc::new(CatalogHost::new(shared.clone(), vault.clone()));
     let mut out = sandbox::run(code, host, state.clone(), limits, control).await;
     watcher.abort();
+    drop(slot);
+    crate::memory::release_when_idle(shared);
     shaping::scrub_value(&mut out.result);
     for line in &mut out.logs {
         if let std::borrow::Cow::Owned(clean) = shaping::scrub(line) {

@@ -7,6 +7,7 @@
 mod code;
 mod guide;
 mod http;
+mod memory;
 mod tools;
 
 use std::sync::Arc;
@@ -67,6 +68,8 @@ pub struct Shared {
     /// Programs that may run at once across all sessions; more wait for a slot (within their
     /// wall-clock limit), which bounds the server's memory under load.
     pub run_slots: tokio::sync::Semaphore,
+    /// How many slots `run_slots` was made with.
+    pub run_slot_count: usize,
 }
 
 /// The MCP handler of one session. Each session has its own secret vault, so tokens are

@@ -101,6 +101,7 @@ impl Connection {
             output_limit: sandbox_limits.output,
             limits: sandbox_limits,
             run_slots: tokio::sync::Semaphore::new(concurrent_runs.max(1)),
+            run_slot_count: concurrent_runs.max(1),
         });
         Ok(Connection {
             shared,
