@@ -88,7 +88,7 @@ pub fn snapshot(scenario: &Scenario, background: &Background) -> anyhow::Result<
 }
 
 /// Adds `extra`'s objects and logs; an object with the same identity replaces the built one.
-fn lay_over(base: &mut Snapshot, extra: Snapshot) {
+pub fn lay_over(base: &mut Snapshot, extra: Snapshot) {
     let mut index: HashMap<String, usize> = HashMap::new();
     for (i, o) in base.objects.iter().enumerate() {
         index.insert(identity(&o.object), i);

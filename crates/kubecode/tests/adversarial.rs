@@ -464,10 +464,7 @@ async fn cluster(dir: &Path) -> kubesim::RunningServer {
         now: Some(snapshot.now),
     };
     let injected = kubesim::Snapshot::load(&fixtures, &options).expect("the fixtures load");
-    snapshot.objects.extend(injected.objects);
-    for (key, log) in injected.logs.iter() {
-        snapshot.logs.insert(key.clone(), log.clone());
-    }
+    bench::cluster::lay_over(&mut snapshot, injected);
     let config = kubesim::ServerConfig {
         request_log: Some(dir.join("requests.jsonl")),
         ..Default::default()

@@ -119,6 +119,14 @@ pub struct RunError {
 }
 
 impl RunError {
+    /// A `LimitExceeded` error (name and code) with this message.
+    pub fn limit_exceeded(message: impl Into<String>) -> RunError {
+        RunError {
+            code: Some("LimitExceeded".into()),
+            ..RunError::simple("LimitExceeded", &message.into())
+        }
+    }
+
     fn simple(name: &str, message: &str) -> RunError {
         RunError {
             name: name.into(),
@@ -162,7 +170,8 @@ pub struct RunOutput {
 }
 
 impl RunOutput {
-    fn failed(error: RunError, logs: Vec<String>, calls: Vec<CallRecord>) -> RunOutput {
+    /// A failed run: no result, this error, and the logs and calls made so far.
+    pub fn failed(error: RunError, logs: Vec<String>, calls: Vec<CallRecord>) -> RunOutput {
         RunOutput {
             ok: false,
             result: Value::Null,
@@ -232,16 +241,9 @@ pub async fn run(
     let stuck = RUNAWAY.load(Ordering::SeqCst);
     if stuck >= MAX_RUNAWAY {
         return RunOutput::failed(
-            RunError {
-                name: "LimitExceeded".into(),
-                message: format!(
-                    "{stuck} earlier programs are still stuck in built-in functions past their time limit; try again in a few seconds"
-                ),
-                line: None,
-                column: None,
-                code: Some("LimitExceeded".into()),
-                source: None,
-            },
+            RunError::limit_exceeded(format!(
+                "{stuck} earlier programs are still stuck in built-in functions past their time limit; try again in a few seconds"
+            )),
             Vec::new(),
             Vec::new(),
         );
@@ -329,15 +331,8 @@ const FINISHED: u8 = 1;
 const ABANDONED: u8 = 2;
 
 fn runaway_error(wall: Duration) -> RunError {
-    RunError {
-        name: "LimitExceeded".into(),
-        message: format!(
-            "the wall-clock limit ({} ms) was exceeded inside a built-in function that cannot be interrupted (a huge array or string operation): work on smaller data, or filter before transforming",
-            wall.as_millis()
-        ),
-        line: None,
-        column: None,
-        code: Some("LimitExceeded".into()),
-        source: None,
-    }
+    RunError::limit_exceeded(format!(
+        "the wall-clock limit ({} ms) was exceeded inside a built-in function that cannot be interrupted (a huge array or string operation): work on smaller data, or filter before transforming",
+        wall.as_millis()
+    ))
 }

@@ -41,14 +41,9 @@ struct Pending {
 }
 
 fn limit_error(limit: &str, value: impl std::fmt::Display, advice: &str) -> RunError {
-    RunError {
-        name: "LimitExceeded".into(),
-        message: format!("the {limit} limit ({value}) was exceeded: {advice}"),
-        line: None,
-        column: None,
-        code: Some("LimitExceeded".into()),
-        source: None,
-    }
+    RunError::limit_exceeded(format!(
+        "the {limit} limit ({value}) was exceeded: {advice}"
+    ))
 }
 
 const PRELUDE: &str = include_str!("prelude.js");

@@ -217,13 +217,11 @@ pub async fn run(
     let slot = match slot {
         Ok(Ok(permit)) => permit,
         _ => {
-            let e = json!({"ok": false, "result": null, "logs": [], "calls": [], "truncated": false,
-                "error": {"name": "LimitExceeded", "code": "LimitExceeded", "message": format!(
-                    "the server was running its maximum of programs at once for the whole wall-clock limit ({} ms); try again shortly", limits.wall.as_millis())},
-                "stats": {"wallMs": 0, "toolCalls": 0}});
-            let mut r = CallToolResult::structured(e);
-            r.is_error = Some(true);
-            return r;
+            let e = sandbox::RunError::limit_exceeded(format!(
+                "the server was running its maximum of programs at once for the whole wall-clock limit ({} ms); try again shortly",
+                limits.wall.as_millis()
+            ));
+            return run_result(&sandbox::RunOutput::failed(e, Vec::new(), Vec::new()));
         }
     };
     // Time spent waiting for a slot counts against the run's wall clock, in whole milliseconds
@@ -264,9 +262,13 @@ pub async fn run(
             *line = clean;
         }
     }
-    let ok = out.ok;
-    let value = serde_json::to_value(&out).unwrap_or_else(|_| json!({"ok": false}));
+    run_result(&out)
+}
+
+/// A run's output as the tool result (`isError` when it failed).
+fn run_result(out: &sandbox::RunOutput) -> CallToolResult {
+    let value = serde_json::to_value(out).unwrap_or_else(|_| json!({"ok": false}));
     let mut r = CallToolResult::structured(value);
-    r.is_error = Some(!ok);
+    r.is_error = Some(!out.ok);
     r
 }

@@ -98,11 +98,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 plot: Some(plot),
             };
             let report = bench::tokens::run(&options).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{}", bench::tokens::markdown(&report));
-            }
+            print(&report, json, bench::tokens::markdown)?;
             Ok(if report.all_correct {
                 ExitCode::SUCCESS
             } else {
@@ -125,11 +121,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             };
             bench::load::check(&options)?;
             let report = bench::load::run(&options).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{}", bench::load::markdown(&report));
-            }
+            print(&report, json, bench::load::markdown)?;
             Ok(if report.passed {
                 ExitCode::SUCCESS
             } else {
@@ -171,11 +163,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 calls_per_session,
             };
             let report = bench::speed::run(&options).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!("{}", bench::speed::markdown(&report));
-            }
+            print(&report, json, bench::speed::markdown)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -186,4 +174,18 @@ fn scenarios_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
         Some(dir) => Ok(dir),
         None => bench::scenario::default_dir(),
     }
+}
+
+/// Prints a report as pretty JSON or as Markdown.
+fn print<R: serde::Serialize>(
+    report: &R,
+    json: bool,
+    markdown: fn(&R) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        println!("{}", markdown(report));
+    }
+    Ok(())
 }
