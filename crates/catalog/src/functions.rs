@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::{Function, HandlerFuture, READ_ONLY, Shape};
+use crate::{Function, HandlerFuture, ItemSink, READ_ONLY, Reply, Shape};
 
 /// Arguments of `kubernetes.apiResources`.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
@@ -112,62 +112,79 @@ pub fn parse<T: DeserializeOwned>(path: &str, args: Value) -> Result<T, ClusterE
     })
 }
 
-fn to_json<T: Serialize>(v: T) -> Result<Value, ClusterError> {
+fn to_json<T: Serialize>(v: T) -> Result<Reply, ClusterError> {
     serde_json::to_value(v)
+        .map(Reply::Value)
         .map_err(|e| ClusterError::bad_input("result", format!("cannot encode the result: {e}")))
 }
 
-fn list(c: &Cluster, args: Value) -> HandlerFuture<'_> {
-    // Returned as they are: serde_json::to_value would deep-copy every object.
+/// The validator of a function whose arguments deserialize into `T`.
+fn check<T: DeserializeOwned>(path: &str, args: &Value) -> Result<(), ClusterError> {
+    parse::<T>(path, args.clone()).map(drop)
+}
+
+fn list<'a>(c: &'a Cluster, args: Value, items: ItemSink<'a>) -> HandlerFuture<'a> {
+    // Streamed: each object is shaped as its page arrives, and the list is never held whole.
     Box::pin(async move {
         let q = parse::<ListQuery>("kubernetes.list", args)?;
-        Ok(Value::Array(c.list(&q).await?))
+        Ok(Reply::Streamed(c.list_each(&q, items).await?))
     })
 }
 
-fn get(c: &Cluster, args: Value) -> HandlerFuture<'_> {
-    Box::pin(async move { c.get(&parse::<GetQuery>("kubernetes.get", args)?).await })
+fn get<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
+    Box::pin(async move {
+        let q = parse::<GetQuery>("kubernetes.get", args)?;
+        Ok(Reply::Value(c.get(&q).await?))
+    })
 }
 
-fn logs(c: &Cluster, args: Value) -> HandlerFuture<'_> {
-    // Returned as they are: serde_json::to_value would deep-copy every object.
+fn logs<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
     Box::pin(async move {
         let q = parse::<LogsQuery>("kubernetes.logs", args)?;
-        Ok(Value::String(c.logs(&q).await?))
+        Ok(Reply::Value(Value::String(c.logs(&q).await?)))
     })
 }
 
-fn events(c: &Cluster, args: Value) -> HandlerFuture<'_> {
+/// `grep` (and `tailLines` with it) on the shaped log: a match reveals nothing the model
+/// could not read.
+fn grep_logs(args: &Value, shaped: Value) -> Result<Value, ClusterError> {
+    let q = parse::<LogsQuery>("kubernetes.logs", args.clone())?;
+    match (&q.grep, shaped) {
+        (Some(_), Value::String(text)) => Ok(Value::String(cluster::grep_lines(&text, &q)?)),
+        (_, other) => Ok(other),
+    }
+}
+
+fn events<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
     // Returned as they are: serde_json::to_value would deep-copy every object.
     Box::pin(async move {
         let q = parse::<EventsQuery>("kubernetes.events", args)?;
-        Ok(Value::Array(c.events(&q).await?))
+        Ok(Reply::Value(Value::Array(c.events(&q).await?)))
     })
 }
 
-fn metrics(c: &Cluster, args: Value) -> HandlerFuture<'_> {
-    // Returned as they are: serde_json::to_value would deep-copy every object.
+fn metrics<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
     Box::pin(async move {
         let q = parse::<MetricsQuery>("kubernetes.metrics", args)?;
-        Ok(Value::Array(c.metrics(&q).await?))
+        Ok(Reply::Value(Value::Array(c.metrics(&q).await?)))
     })
 }
 
-fn contexts(c: &Cluster, args: Value) -> HandlerFuture<'_> {
+fn contexts<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
     Box::pin(async move {
         parse::<NoArguments>("kubernetes.contexts", args)?;
         to_json(c.contexts())
     })
 }
 
-fn api_resources(c: &Cluster, args: Value) -> HandlerFuture<'_> {
+fn api_resources<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
     Box::pin(async move {
         let q = parse::<ApiResourcesQuery>("kubernetes.apiResources", args)?;
         to_json(c.api_resources(q.context.as_deref()).await?)
     })
 }
 
-fn helm_list(c: &Cluster, args: Value) -> HandlerFuture<'_> {
+fn helm_list<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
     Box::pin(async move {
         to_json(
             c.helm_list(&parse::<HelmListQuery>("helm.list", args)?)
@@ -176,7 +193,7 @@ fn helm_list(c: &Cluster, args: Value) -> HandlerFuture<'_> {
     })
 }
 
-fn helm_get(c: &Cluster, args: Value) -> HandlerFuture<'_> {
+fn helm_get<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
     Box::pin(async move {
         to_json(
             c.helm_get(&parse::<HelmGetQuery>("helm.get", args)?)
@@ -185,7 +202,7 @@ fn helm_get(c: &Cluster, args: Value) -> HandlerFuture<'_> {
     })
 }
 
-fn helm_history(c: &Cluster, args: Value) -> HandlerFuture<'_> {
+fn helm_history<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
     Box::pin(async move {
         to_json(
             c.helm_history(&parse::<HelmListQuery>("helm.history", args)?)
@@ -209,7 +226,9 @@ pub fn all() -> Vec<Function> {
             annotations: READ_ONLY,
             shape: Shape::Items,
             narrow_hint: NARROW_LIST,
+            validate: check::<ListQuery>,
             handler: list,
+            filter: None,
         },
         Function {
             path: "kubernetes.get",
@@ -221,7 +240,9 @@ pub fn all() -> Vec<Function> {
             annotations: READ_ONLY,
             shape: Shape::Object,
             narrow_hint: "The object is large: in code mode return only the fields you need.",
+            validate: check::<GetQuery>,
             handler: get,
+            filter: None,
         },
         Function {
             path: "kubernetes.logs",
@@ -233,7 +254,9 @@ pub fn all() -> Vec<Function> {
             annotations: READ_ONLY,
             shape: Shape::Text,
             narrow_hint: "Pass tailLines, sinceSeconds or grep.",
+            validate: check::<LogsQuery>,
             handler: logs,
+            filter: Some(grep_logs),
         },
         Function {
             path: "kubernetes.events",
@@ -245,7 +268,9 @@ pub fn all() -> Vec<Function> {
             annotations: READ_ONLY,
             shape: Shape::Items,
             narrow_hint: "Pass namespace, kind and name, type: \"Warning\", or sinceSeconds.",
+            validate: check::<EventsQuery>,
             handler: events,
+            filter: None,
         },
         Function {
             path: "kubernetes.metrics",
@@ -257,7 +282,9 @@ pub fn all() -> Vec<Function> {
             annotations: READ_ONLY,
             shape: Shape::Items,
             narrow_hint: "Pass namespace or name.",
+            validate: check::<MetricsQuery>,
             handler: metrics,
+            filter: None,
         },
         Function {
             path: "kubernetes.contexts",
@@ -269,7 +296,9 @@ pub fn all() -> Vec<Function> {
             annotations: READ_ONLY,
             shape: Shape::Items,
             narrow_hint: "",
+            validate: check::<NoArguments>,
             handler: contexts,
+            filter: None,
         },
         Function {
             path: "kubernetes.apiResources",
@@ -281,7 +310,9 @@ pub fn all() -> Vec<Function> {
             annotations: READ_ONLY,
             shape: Shape::Items,
             narrow_hint: "",
+            validate: check::<ApiResourcesQuery>,
             handler: api_resources,
+            filter: None,
         },
         Function {
             path: "helm.list",
@@ -293,7 +324,9 @@ pub fn all() -> Vec<Function> {
             annotations: READ_ONLY,
             shape: Shape::Items,
             narrow_hint: "Pass namespace.",
+            validate: check::<HelmListQuery>,
             handler: helm_list,
+            filter: None,
         },
         Function {
             path: "helm.get",
@@ -305,7 +338,9 @@ pub fn all() -> Vec<Function> {
             annotations: READ_ONLY,
             shape: Shape::Object,
             narrow_hint: "In code mode, compare the release's objects with the live ones and return only the differences.",
+            validate: check::<HelmGetQuery>,
             handler: helm_get,
+            filter: None,
         },
         Function {
             path: "helm.history",
@@ -317,7 +352,9 @@ pub fn all() -> Vec<Function> {
             annotations: READ_ONLY,
             shape: Shape::Items,
             narrow_hint: "",
+            validate: check::<HelmListQuery>,
             handler: helm_history,
+            filter: None,
         },
     ]
 }

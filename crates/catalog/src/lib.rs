@@ -13,16 +13,36 @@ use std::future::Future;
 use std::pin::Pin;
 
 use cluster::{Cluster, ClusterError};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub use functions::parse as parse_arguments;
 pub use search::SearchHit;
 
-/// The future a handler returns.
-pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, ClusterError>> + Send + 'a>>;
+/// What a handler hands back: a value, or the count of list items it streamed to the sink.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// The whole result.
+    Value(Value),
+    /// The result is an array whose items went to the item sink, this many of them.
+    Streamed(usize),
+}
 
-/// Runs a function: validated arguments in, contract-shaped JSON out.
-pub type Handler = for<'a> fn(&'a Cluster, Value) -> HandlerFuture<'a>;
+/// The future a handler returns.
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Reply, ClusterError>> + Send + 'a>>;
+
+/// Receives a list's items one by one as their pages arrive, so that a large list is shaped
+/// item by item and never held whole.
+pub type ItemSink<'a> = &'a mut (dyn FnMut(Value) + Send);
+
+/// Runs a function: validated arguments in, contract-shaped JSON (or streamed items) out.
+pub type Handler = for<'a> fn(&'a Cluster, Value, ItemSink<'a>) -> HandlerFuture<'a>;
+
+/// Checks a function's arguments (the function's path names it in errors).
+pub type Validator = fn(&str, &Value) -> Result<(), ClusterError>;
+
+/// A filter that runs on the shaped result, never on raw data (`grep` on logs): whatever it
+/// matches, the model could read anyway. Gets the arguments and the shaped result.
+pub type Filter = fn(&Value, Value) -> Result<Value, ClusterError>;
 
 /// MCP tool annotations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,8 +96,9 @@ pub struct Function {
     pub shape: Shape,
     /// What to tell a model whose output was cut: how to ask for less.
     pub narrow_hint: &'static str,
-    /// The implementation.
-    pub handler: Handler,
+    validate: Validator,
+    handler: Handler,
+    filter: Option<Filter>,
 }
 
 impl std::fmt::Debug for Function {
@@ -89,6 +110,30 @@ impl std::fmt::Debug for Function {
 }
 
 impl Function {
+    /// Checks the arguments: the first stage of a call.
+    pub fn validate(&self, arguments: &Value) -> Result<(), ClusterError> {
+        (self.validate)(self.path, arguments)
+    }
+
+    /// Runs the handler on validated arguments. Its output is raw cluster data: only the
+    /// server's call path calls this, and shapes what comes back before anyone sees it.
+    pub fn handle<'a>(
+        &self,
+        cluster: &'a Cluster,
+        arguments: Value,
+        items: ItemSink<'a>,
+    ) -> HandlerFuture<'a> {
+        (self.handler)(cluster, arguments, items)
+    }
+
+    /// Runs the function's host-side filter, if it has one, on a shaped result.
+    pub fn filter(&self, arguments: &Value, shaped: Value) -> Result<Value, ClusterError> {
+        match self.filter {
+            Some(f) => f(arguments, shaped),
+            None => Ok(shaped),
+        }
+    }
+
     /// The names of the parameters the function takes.
     pub fn parameters(&self) -> Vec<String> {
         self.input_schema
@@ -161,15 +206,5 @@ impl Catalog {
     /// Ranks functions for a free-text query by name, path, summary and parameter names.
     pub fn search(&self, query: &str, limit: usize) -> Vec<SearchHit> {
         search::search(&self.functions, query, limit)
-    }
-
-    /// Validates arguments and runs a function.
-    pub async fn call(
-        &self,
-        cluster: &Cluster,
-        f: &Function,
-        arguments: Option<Map<String, Value>>,
-    ) -> Result<Value, ClusterError> {
-        (f.handler)(cluster, Value::Object(arguments.unwrap_or_default())).await
     }
 }

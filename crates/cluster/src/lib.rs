@@ -20,7 +20,7 @@ pub use discovery::ApiResource;
 pub use error::{ClusterError, ErrorKind, Result};
 pub use helm::{HelmGetQuery, HelmListQuery, HelmRelease, HelmReleaseSummary};
 pub use kubeconfig::{ContextInfo, Source};
-pub use logs::LogsQuery;
+pub use logs::{LogsQuery, grep_lines};
 pub use reads::{EventType, EventsQuery, GetQuery, ListQuery, MetricsKind, MetricsQuery};
 pub use transport::Limits;
 
@@ -125,6 +125,11 @@ impl Cluster {
         });
         contexts.insert(name, context.clone());
         Ok(context)
+    }
+
+    /// The namespace calls use when they name none: the context's, else `default`.
+    pub async fn default_namespace(&self, context: Option<&str>) -> Result<String> {
+        Ok(self.context(context).await?.namespace.clone())
     }
 
     /// Every resource the context serves (from the discovery cache).

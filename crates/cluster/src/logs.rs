@@ -1,4 +1,4 @@
-//! Container logs, with kubectl's container defaulting and host-side `grep`.
+//! Container logs, with kubectl's container defaulting, and the `grep` filter the call path runs on them.
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -87,18 +87,40 @@ fn choose_container(pod: &Value, asked: Option<&str>, pod_name: &str) -> Result<
     }
 }
 
+fn grep_pattern(grep: &str) -> Result<regex::Regex> {
+    regex::Regex::new(grep).map_err(|e| {
+        ClusterError::bad_input(
+            "grep",
+            format!("`grep` is not a valid regular expression: {e}"),
+        )
+    })
+}
+
+/// `grep` and, with it, `tailLines`: the matching lines of a log, the last `tailLines` of
+/// them. The caller runs it on the log as the model would see it (redacted), never on the
+/// raw log, so that whether a line matches reveals nothing more than the line itself.
+pub fn grep_lines(text: &str, q: &LogsQuery) -> Result<String> {
+    let Some(grep) = &q.grep else {
+        return Ok(text.to_string());
+    };
+    let re = grep_pattern(grep)?;
+    let matching: Vec<&str> = text.lines().filter(|l| re.is_match(l)).collect();
+    let skip = q
+        .tail_lines
+        .map_or(0, |n| matching.len().saturating_sub(n as usize));
+    let mut out = matching[skip..].join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 impl Cluster {
-    /// A container's log text.
+    /// A container's log text. With `grep`, the whole log (up to the byte cap) is read and
+    /// no line is filtered here: see [`grep_lines`].
     pub async fn logs(&self, q: &LogsQuery) -> Result<String> {
-        let grep = match &q.grep {
-            Some(g) => Some(regex::Regex::new(g).map_err(|e| {
-                ClusterError::bad_input(
-                    "grep",
-                    format!("`grep` is not a valid regular expression: {e}"),
-                )
-            })?),
-            None => None,
-        };
+        // A bad pattern fails before any request.
+        let grep = q.grep.as_deref().map(grep_pattern).transpose()?;
         let pod = self
             .get(&GetQuery {
                 kind: "pods".into(),
@@ -135,19 +157,7 @@ impl Cluster {
             ErrorKind::BadInput { .. } => ClusterError::bad_input("container", e.message),
             _ => e,
         })?;
-        let text = String::from_utf8_lossy(&body).into_owned();
-        let Some(re) = grep else {
-            return Ok(text);
-        };
-        let matching: Vec<&str> = text.lines().filter(|l| re.is_match(l)).collect();
-        let skip = q
-            .tail_lines
-            .map_or(0, |n| matching.len().saturating_sub(n as usize));
-        let mut out = matching[skip..].join("\n");
-        if !out.is_empty() {
-            out.push('\n');
-        }
-        Ok(out)
+        Ok(String::from_utf8_lossy(&body).into_owned())
     }
 }
 

@@ -13,6 +13,9 @@ use serde_json::Value;
 
 use crate::error::{ClusterError, ErrorKind, Result};
 
+/// How kubecode names itself to the API server (its audit log shows it).
+pub const USER_AGENT: &str = concat!("kubecode/", env!("CARGO_PKG_VERSION"));
+
 /// Limits toward the API server. The defaults follow kubectl where it has one.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -164,8 +167,12 @@ impl Transport {
     }
 
     async fn attempt(&self, path: &str) -> Attempt {
+        // `kubecode/VERSION` in the API server's audit log, as kubectl names itself.
         self.limiter.acquire().await;
-        let request = match http::Request::get(path).body(kube::client::Body::empty()) {
+        let request = match http::Request::get(path)
+            .header(http::header::USER_AGENT, USER_AGENT)
+            .body(kube::client::Body::empty())
+        {
             Ok(r) => r,
             Err(e) => {
                 return Attempt::Fail(ClusterError::bad_input(

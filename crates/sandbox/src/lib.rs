@@ -69,7 +69,7 @@ pub struct Limits {
     pub calls: usize,
     /// Tool calls in flight at once.
     pub in_flight: usize,
-    /// Characters of result (and of logs) returned.
+    /// Characters of output the client receives; console output beyond it is not kept.
     pub output: usize,
 }
 
@@ -160,7 +160,7 @@ pub struct RunOutput {
     pub logs: Vec<String>,
     /// Tool calls made.
     pub calls: Vec<CallRecord>,
-    /// Whether the result was cut to the output limit.
+    /// Whether the result was cut (the server fits it to the output limit).
     pub truncated: bool,
     /// The failure, when `ok` is false.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,39 +186,28 @@ impl RunOutput {
         }
     }
 
-    fn succeeded(
-        json: String,
-        logs: Vec<String>,
-        calls: Vec<CallRecord>,
-        limit: usize,
-    ) -> RunOutput {
-        let (result, truncated) = if json.len() > limit {
-            let cut: String = json.chars().take(limit).collect();
-            (
-                Value::String(format!(
-                    "{cut}… [result truncated: {} of {} characters shown. Return less: filter, count or summarize in the program]",
-                    limit,
-                    json.len()
-                )),
-                true,
-            )
-        } else {
-            (serde_json::from_str(&json).unwrap_or(Value::Null), false)
-        };
+    /// A successful run: the result arrives as the JSON text the program's value became.
+    /// Text beyond [`MAX_RESULT_BYTES`] is cut here, so that a huge result is never parsed
+    /// whole; fitting it to the output limit is the server's job, after shaping.
+    fn succeeded(json: String, logs: Vec<String>, calls: Vec<CallRecord>) -> RunOutput {
+        let fitted = shaping::fit(&json, MAX_RESULT_BYTES, "result");
         RunOutput {
             ok: true,
-            result,
+            result: fitted.value,
             stats: Stats {
                 wall_ms: 0,
                 tool_calls: calls.len(),
             },
             logs,
             calls,
-            truncated,
+            truncated: fitted.truncated,
             error: None,
         }
     }
 }
+
+/// The largest result the sandbox hands over whole (its JSON text, in bytes).
+pub const MAX_RESULT_BYTES: usize = 16 * 1024 * 1024;
 
 /// How a run is driven from outside.
 #[derive(Clone, Default)]

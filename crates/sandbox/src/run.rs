@@ -207,7 +207,7 @@ fn drive(
     })?;
     let p = pending.borrow();
     Ok(match outcome {
-        Ok(json) => RunOutput::succeeded(json, p.logs.clone(), p.calls.clone(), job.limits.output),
+        Ok(json) => RunOutput::succeeded(json, p.logs.clone(), p.calls.clone()),
         Err(e) => RunOutput::failed(e, p.logs.clone(), p.calls.clone()),
     })
 }
@@ -300,13 +300,14 @@ fn install<'js>(
     )?;
 
     let p = pending.clone();
+    // A bound on what is kept in memory, not the output's shaping: the server fits the logs
+    // into the output limit with everything else.
     let max_log = job.limits.output;
     g.set(
         "__log",
         Function::new(ctx.clone(), move |level: String, text: String| {
             let mut p = p.borrow_mut();
-            let room = max_log.saturating_sub(p.log_chars);
-            if room == 0 {
+            if p.log_chars >= max_log {
                 return;
             }
             let line = if level == "log" {
@@ -314,17 +315,15 @@ fn install<'js>(
             } else {
                 format!("[{level}] {text}")
             };
-            let line = if line.chars().count() > room {
-                let cut: String = line.chars().take(room).collect();
-                format!("{cut}… [logs truncated at {max_log} characters]")
-            } else {
-                line
-            };
-            p.log_chars += line.chars().count().min(room).max(1);
-            if p.log_chars >= max_log {
-                p.log_chars = max_log;
-            }
+            let room = max_log - p.log_chars;
+            let line: String = line.chars().take(room).collect();
+            p.log_chars += line.chars().count().max(1);
             p.logs.push(line);
+            if p.log_chars >= max_log {
+                p.logs.push(format!(
+                    "[console output beyond {max_log} characters was not kept]"
+                ));
+            }
         })?,
     )?;
 

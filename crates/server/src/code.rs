@@ -1,34 +1,28 @@
 //! Code mode: `run_code` runs the model's program in the sandbox, `search_tools` finds
-//! functions. The sandbox reaches the catalog through [`CatalogHost`], which turns Secret
-//! values into tokens and scrubs credentials before anything enters the sandbox.
+//! functions. The sandbox reaches the catalog through [`CatalogHost`], whose every call
+//! takes the call path; the run's output is shaped and fitted at one place, [`Session::run_program`].
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use rmcp::RoleServer;
-use rmcp::model::{CallToolResult, ContentBlock, ProgressNotificationParam, Tool, ToolAnnotations};
-use rmcp::service::RequestContext;
+use rmcp::model::{CallToolResult, Tool, ToolAnnotations};
 use serde_json::{Map, Value, json};
+use tokio_util::sync::CancellationToken;
 
-use crate::Shared;
+use crate::call::{Session, Shaped};
+use crate::registry::{CallEnv, error_result};
 
-/// The sandbox's view of the catalog for one session.
+/// The sandbox's view of the catalog for one run of one session.
 pub struct CatalogHost {
-    shared: Arc<Shared>,
-    vault: shaping::Vault,
-}
-
-impl CatalogHost {
-    /// A host for a session's vault.
-    pub fn new(shared: Arc<Shared>, vault: shaping::Vault) -> CatalogHost {
-        CatalogHost { shared, vault }
-    }
+    session: Session,
+    cancel: CancellationToken,
 }
 
 impl sandbox::Host for CatalogHost {
     fn functions(&self) -> Vec<String> {
-        self.shared
-            .catalog
+        self.session
+            .server()
+            .catalog()
             .functions()
             .iter()
             .map(|f| f.path.to_string())
@@ -36,11 +30,11 @@ impl sandbox::Host for CatalogHost {
     }
 
     fn call(&self, path: &str, args: Value) -> sandbox::CallFuture {
-        let shared = self.shared.clone();
-        let vault = self.vault.clone();
+        let session = self.session.clone();
+        let cancel = self.cancel.clone();
         let path = path.to_string();
         Box::pin(async move {
-            let Some(f) = shared.catalog.by_path(&path) else {
+            let Some(f) = session.server().catalog().by_path(&path) else {
                 return Err(("NotFound".into(), format!("no function {path}")));
             };
             let args = match args {
@@ -53,49 +47,21 @@ impl sandbox::Host for CatalogHost {
                     ));
                 }
             };
-            let failed = |e: cluster::ClusterError| {
-                (
-                    e.kind.code().to_string(),
-                    shaping::scrub(&e.message).into_owned(),
-                )
-            };
-            if path == "kubernetes.list" {
-                // Lists can be large: shape each object as its page arrives and keep it as JSON
-                // text, so that the whole list is never held as JSON values.
-                let arguments = Value::Object(args.unwrap_or_default());
-                let q: cluster::ListQuery =
-                    catalog::parse_arguments(&path, arguments).map_err(failed)?;
-                let mut items = Vec::new();
-                let mut sink = |mut item: Value| {
-                    vault.tokenize(&mut item);
-                    shaping::scrub_value(&mut item);
-                    items.push(item.to_string());
-                };
-                shared
-                    .cluster
-                    .list_each(&q, &mut sink)
-                    .await
-                    .map_err(failed)?;
-                return Ok(sandbox::HostValue::Items(items));
-            }
-            match shared.catalog.call(&shared.cluster, f, args).await {
-                Ok(mut value) => {
-                    vault.tokenize(&mut value);
-                    shaping::scrub_value(&mut value);
-                    Ok(value.into())
-                }
-                Err(e) => Err(failed(e)),
+            match session.invoke(f, args, &cancel).await {
+                Ok(Shaped::Value(v)) => Ok(v.into()),
+                Ok(Shaped::Items(items)) => Ok(sandbox::HostValue::Items(items)),
+                Err(e) => Err((e.code, e.message)),
             }
         })
     }
 
     fn search(&self, query: &str, limit: usize) -> Value {
-        serde_json::to_value(self.shared.catalog.search(query, limit))
+        serde_json::to_value(self.session.server().catalog().search(query, limit))
             .unwrap_or(Value::Array(Vec::new()))
     }
 
     fn describe(&self, path: &str) -> Option<String> {
-        self.shared.catalog.describe(path)
+        self.session.server().catalog().describe(path)
     }
 }
 
@@ -117,7 +83,7 @@ fn object(v: Value) -> Arc<Map<String, Value>> {
 }
 
 /// The two code-mode tools, their descriptions carrying the index of every function.
-pub fn definitions(shared: &Shared) -> Vec<Tool> {
+pub(crate) fn definitions(catalog: &catalog::Catalog) -> [Tool; 2] {
     let read_only = ToolAnnotations::new()
         .read_only(true)
         .destructive(false)
@@ -125,7 +91,7 @@ pub fn definitions(shared: &Shared) -> Vec<Tool> {
         .open_world(true);
     let run = Tool::new(
         "run_code",
-        format!("{RUN_CODE}{}", shared.catalog.index()),
+        format!("{RUN_CODE}{}", catalog.index()),
         object(json!({"type": "object", "properties": {
             "code": {"type": "string", "description": "The program (TypeScript or JavaScript; Markdown fences are removed)"},
             "timeoutMs": {"type": "integer", "minimum": 1, "description": "Wall-clock limit in ms (at most the server's)"}},
@@ -146,38 +112,35 @@ pub fn definitions(shared: &Shared) -> Vec<Tool> {
     )
     .with_raw_output_schema(object(json!({"type": "object", "properties": {"results": {"type": "array"}}, "required": ["results"]})))
     .with_annotations(read_only.idempotent(true));
-    vec![run, search]
+    [run, search]
 }
 
-fn bad_input(message: String) -> CallToolResult {
-    let mut r = CallToolResult::error(vec![ContentBlock::text(format!("BadInput: {message}"))]);
-    r.structured_content = Some(json!({"error": {"code": "BadInput", "message": message}}));
-    r
+fn bad_input(message: &str) -> CallToolResult {
+    error_result("BadInput", message, None)
 }
 
 /// `search_tools`.
-pub fn search(shared: &Shared, arguments: Option<Map<String, Value>>) -> CallToolResult {
+pub(crate) fn search(session: &Session, arguments: Option<Map<String, Value>>) -> CallToolResult {
+    let catalog = session.server().catalog();
     let args = arguments.unwrap_or_default();
     let Some(query) = args.get("query").and_then(Value::as_str) else {
-        return bad_input("search_tools needs `query`, a string of keywords".into());
+        return bad_input("search_tools needs `query`, a string of keywords");
     };
     if let Some(unknown) = args.keys().find(|k| *k != "query" && *k != "limit") {
-        return bad_input(format!(
+        return bad_input(&session.shape_message(&format!(
             "unknown parameter `{unknown}`; search_tools takes `query` and `limit`"
-        ));
+        )));
     }
     let limit = args
         .get("limit")
         .and_then(Value::as_u64)
         .unwrap_or(5)
         .clamp(1, 50) as usize;
-    let results: Vec<Value> = shared
-        .catalog
+    let results: Vec<Value> = catalog
         .search(query, limit)
         .into_iter()
         .map(|h| {
-            let declaration = shared
-                .catalog
+            let declaration = catalog
                 .by_path(&h.path)
                 .map(catalog::typescript::declaration)
                 .unwrap_or_default();
@@ -189,86 +152,113 @@ pub fn search(shared: &Shared, arguments: Option<Map<String, Value>>) -> CallToo
 
 /// `run_code`: runs the program with the session's state, reporting progress and stopping
 /// when the client cancels.
-pub async fn run(
-    shared: &Arc<Shared>,
-    vault: &shaping::Vault,
-    state: &sandbox::State,
+pub(crate) async fn run_tool(
+    session: &Session,
     arguments: Option<Map<String, Value>>,
-    context: &RequestContext<RoleServer>,
+    env: CallEnv,
 ) -> CallToolResult {
     let args = arguments.unwrap_or_default();
     let Some(code) = args.get("code").and_then(Value::as_str) else {
-        return bad_input("run_code needs `code`, the program's text".into());
+        return bad_input("run_code needs `code`, the program's text");
     };
     if let Some(unknown) = args.keys().find(|k| *k != "code" && *k != "timeoutMs") {
-        return bad_input(format!(
+        return bad_input(&session.shape_message(&format!(
             "unknown parameter `{unknown}`; run_code takes `code` and `timeoutMs`"
-        ));
+        )));
     }
-    let mut limits = shared.limits.clone();
+    let mut limits = session.server().limits().clone();
     if let Some(ms) = args.get("timeoutMs").and_then(Value::as_u64) {
         limits.wall = limits.wall.min(Duration::from_millis(ms.max(1)));
     }
-    let waited = std::time::Instant::now();
-    let slot = tokio::select! {
-        slot = tokio::time::timeout(limits.wall, shared.run_slots.acquire()) => slot,
-        () = context.ct.cancelled() => return bad_input("the client cancelled the run before it started".into()),
-    };
-    let slot = match slot {
-        Ok(Ok(permit)) => permit,
-        _ => {
+    let report = session.run_program(code, limits, env).await;
+    let mut r = CallToolResult::structured(report.document);
+    r.is_error = Some(!report.ok);
+    r
+}
+
+/// What a run returns to its client (CONTRACT §3.3), shaped and within the output limit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunReport {
+    /// Whether the program succeeded.
+    pub ok: bool,
+    /// `{ok, result, logs, calls, truncated, error?, note?, stats}`.
+    pub document: Value,
+}
+
+/// Room kept for the `truncated` flag and the note of a cut report.
+const NOTE_ROOM: usize = 600;
+
+const RETURN_LESS: &str = "Return less: filter, count or summarize in the program, and log less.";
+
+impl Session {
+    /// Runs a program in the sandbox with this session's state; its `tools.*` calls take
+    /// the call path. Waits for a run slot within the wall-clock limit.
+    pub async fn run_program(
+        &self,
+        code: &str,
+        mut limits: sandbox::Limits,
+        env: CallEnv,
+    ) -> RunReport {
+        let waited = std::time::Instant::now();
+        let slot = tokio::select! {
+            slot = tokio::time::timeout(limits.wall, self.server().run_slots().acquire()) => slot,
+            () = env.cancel.cancelled() => {
+                let e = sandbox::RunError::limit_exceeded("the client cancelled the run before it started");
+                return self.report(sandbox::RunOutput::failed(e, Vec::new(), Vec::new()));
+            }
+        };
+        let Ok(Ok(slot)) = slot else {
             let e = sandbox::RunError::limit_exceeded(format!(
                 "the server was running its maximum of programs at once for the whole wall-clock limit ({} ms); try again shortly",
                 limits.wall.as_millis()
             ));
-            return run_result(&sandbox::RunOutput::failed(e, Vec::new(), Vec::new()));
-        }
-    };
-    // Time spent waiting for a slot counts against the run's wall clock, in whole milliseconds
-    // so that a run that did not wait keeps its limit (and its error message) exact.
-    let waited = Duration::from_millis(waited.elapsed().as_millis() as u64);
-    limits.wall = limits
-        .wall
-        .saturating_sub(waited)
-        .max(Duration::from_millis(1));
-    let control = sandbox::Control::default();
-    let cancel = control.cancel.clone();
-    let ct = context.ct.clone();
-    let watcher = tokio::spawn(async move {
-        ct.cancelled().await;
-        cancel.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
-    let mut control = control;
-    if let Some(token) = context.meta.get_progress_token() {
-        let peer = context.peer.clone();
-        let handle = tokio::runtime::Handle::current();
-        control.progress = Some(Arc::new(move |calls: usize, elapsed: Duration| {
-            let mut p = ProgressNotificationParam::new(token.clone(), calls as f64);
-            p.message = Some(format!("{calls} calls, {} ms", elapsed.as_millis()));
-            let peer = peer.clone();
-            handle.spawn(async move {
-                let _ = peer.notify_progress(p).await;
-            });
-        }));
+            return self.report(sandbox::RunOutput::failed(e, Vec::new(), Vec::new()));
+        };
+        // Time spent waiting for a slot counts against the run's wall clock, in whole
+        // milliseconds so that a run that did not wait keeps its limit (and message) exact.
+        let waited = Duration::from_millis(waited.elapsed().as_millis() as u64);
+        limits.wall = limits
+            .wall
+            .saturating_sub(waited)
+            .max(Duration::from_millis(1));
+        let control = sandbox::Control {
+            progress: env.progress,
+            ..sandbox::Control::default()
+        };
+        let stop = control.cancel.clone();
+        let cancel = env.cancel.child_token();
+        let watched = cancel.clone();
+        let watcher = tokio::spawn(async move {
+            watched.cancelled().await;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+        let host = Arc::new(CatalogHost {
+            session: self.clone(),
+            cancel: cancel.clone(),
+        });
+        let out = sandbox::run(code, host, self.state().clone(), limits, control).await;
+        // Calls still in flight when the program ended are of no use to anyone.
+        cancel.cancel();
+        watcher.abort();
+        drop(slot);
+        crate::memory::release_when_idle(self.server());
+        self.report(out)
     }
-    let host = Arc::new(CatalogHost::new(shared.clone(), vault.clone()));
-    let mut out = sandbox::run(code, host, state.clone(), limits, control).await;
-    watcher.abort();
-    drop(slot);
-    crate::memory::release_when_idle(shared);
-    shaping::scrub_value(&mut out.result);
-    for line in &mut out.logs {
-        if let std::borrow::Cow::Owned(clean) = shaping::scrub(line) {
-            *line = clean;
-        }
-    }
-    run_result(&out)
-}
 
-/// A run's output as the tool result (`isError` when it failed).
-fn run_result(out: &sandbox::RunOutput) -> CallToolResult {
-    let value = serde_json::to_value(out).unwrap_or_else(|_| json!({"ok": false}));
-    let mut r = CallToolResult::structured(value);
-    r.is_error = Some(!out.ok);
-    r
+    /// The run's output as the client receives it: every field shaped, the whole document
+    /// fitted into the output limit.
+    fn report(&self, out: sandbox::RunOutput) -> RunReport {
+        let ok = out.ok;
+        let was_cut = out.truncated;
+        let mut document = serde_json::to_value(&out).unwrap_or_else(|_| json!({"ok": false}));
+        self.redactor().shape(&mut document);
+        let limit = self.server().output_limit();
+        let budget = limit.saturating_sub(NOTE_ROOM).max(limit / 2);
+        let mut document = shaping::fit_value(document, budget, "output").into_noted(RETURN_LESS);
+        if was_cut {
+            // The sandbox already cut a result too large to hand over.
+            document["truncated"] = Value::Bool(true);
+        }
+        RunReport { ok, document }
+    }
 }

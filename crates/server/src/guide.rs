@@ -6,7 +6,7 @@ use rmcp::model::{
     ReadResourceResult, Resource, ResourceContents, Role,
 };
 
-use crate::Shared;
+use crate::ServerState;
 
 /// The worked examples: title and program.
 pub const EXAMPLES: &[(&str, &str)] = &[
@@ -30,9 +30,9 @@ pub const EXAMPLES: &[(&str, &str)] = &[
 
 const PREFIX: &str = "kubecode://types/";
 
-fn namespaces(shared: &Shared) -> Vec<String> {
+fn namespaces(shared: &ServerState) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
-    for f in shared.catalog.functions() {
+    for f in shared.catalog().functions() {
         let ns = f.path.split('.').next().unwrap_or("").to_string();
         if !out.contains(&ns) {
             out.push(ns);
@@ -42,7 +42,7 @@ fn namespaces(shared: &Shared) -> Vec<String> {
 }
 
 /// `kubecode://types/index.d.ts` and one resource per namespace.
-pub fn resources(shared: &Shared) -> ListResourcesResult {
+pub fn resources(shared: &ServerState) -> ListResourcesResult {
     let mut all = vec![
         Resource::new(format!("{PREFIX}index.d.ts"), "index.d.ts")
             .with_description("TypeScript declarations of every sandbox function (tools.*)")
@@ -59,12 +59,12 @@ pub fn resources(shared: &Shared) -> ListResourcesResult {
 }
 
 /// Reads a declarations resource.
-pub fn read(shared: &Shared, uri: &str) -> Option<ReadResourceResult> {
+pub fn read(shared: &ServerState, uri: &str) -> Option<ReadResourceResult> {
     let name = uri.strip_prefix(PREFIX)?.strip_suffix(".d.ts")?;
     let text = if name == "index" {
-        shared.catalog.declarations(None)
+        shared.catalog().declarations(None)
     } else if namespaces(shared).iter().any(|n| n == name) {
-        shared.catalog.declarations(Some(name))
+        shared.catalog().declarations(Some(name))
     } else {
         return None;
     };
@@ -85,7 +85,7 @@ pub fn prompts() -> ListPromptsResult {
 }
 
 /// The `code-mode` prompt's text.
-pub fn code_mode_text(shared: &Shared) -> String {
+pub fn code_mode_text(shared: &ServerState) -> String {
     let mut text = String::from(
         "You diagnose a Kubernetes cluster by writing one TypeScript program for the run_code tool. The program \
 runs next to the cluster; only what it returns comes back to you, so filter, join and summarize inside it and \
@@ -93,7 +93,7 @@ return a small JSON value. Use top-level await and return; await every tools.* c
 calls); failed calls throw errors with e.code (NotFound, Forbidden, BadInput, ...). Secret values are \
 [secret:FINGERPRINT] tokens. Read-only: nothing can change the cluster.\n\nThe API:\n\n```ts\n",
     );
-    text.push_str(&shared.catalog.declarations(None));
+    text.push_str(&shared.catalog().declarations(None));
     text.push_str("```\n");
     for (title, code) in EXAMPLES {
         text.push_str(&format!(
@@ -105,7 +105,7 @@ calls); failed calls throw errors with e.code (NotFound, Forbidden, BadInput, ..
 }
 
 /// The `code-mode` prompt.
-pub fn prompt(shared: &Shared, name: &str) -> Option<GetPromptResult> {
+pub fn prompt(shared: &ServerState, name: &str) -> Option<GetPromptResult> {
     (name == "code-mode").then(|| {
         GetPromptResult::new(vec![PromptMessage::new_text(
             Role::User,

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use crate::{KubecodeServer, ServeError, Shared};
+use crate::{Caller, KubecodeServer, ServeError, ServerState};
 
 /// How to serve over HTTP.
 #[derive(Debug, Clone)]
@@ -64,7 +64,7 @@ async fn require_token(State(token): State<Arc<String>>, request: Request, next:
 /// Serves MCP over Streamable HTTP until the process stops. `ready` receives the bound
 /// address once the server accepts connections.
 pub async fn serve_http(
-    shared: Arc<Shared>,
+    shared: Arc<ServerState>,
     options: HttpOptions,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
@@ -95,7 +95,7 @@ pub async fn serve_http(
         .with_allowed_origins(origins);
     let service: StreamableHttpService<KubecodeServer, LocalSessionManager> =
         StreamableHttpService::new(
-            move || Ok(KubecodeServer::new(shared.clone())),
+            move || Ok(KubecodeServer::new(&shared, Caller::named("http"))),
             Default::default(),
             config,
         );

@@ -1,29 +1,35 @@
-//! kubecode's MCP server on rmcp: the modes (`code`, `tools`, `all`), the tools-mode tools
-//! generated from the catalog, and the stdio and Streamable HTTP transports.
+//! kubecode's MCP server on rmcp: the modes (`code`, `tools`, `all`), the registry of each
+//! mode's tools, the one call path every function call takes, and the stdio and Streamable
+//! HTTP transports.
 //!
-//! Every result passes the shaping layer on its way out: Secret values become tokens first,
-//! credential-shaped strings are scrubbed, and output over the limit is cut with a hint.
+//! Every call of a catalog function, from any route, goes through [`Session::invoke`]:
+//! validate → policy → learn → handler → shape → filter → record (see `call.rs`). Runs of
+//! programs are shaped and fitted at one place, [`Session::run_program`].
 
+mod call;
 mod code;
 mod guide;
 mod http;
 mod memory;
+mod registry;
+mod state;
 mod tools;
 
 use std::sync::Arc;
 
-use catalog::Catalog;
-use cluster::Cluster;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
     Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
-    ServerConfig,
+    PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
-pub use code::CatalogHost;
+pub use call::{CallError, Caller, Session, Shaped};
+pub use code::{CatalogHost, RunReport};
+pub use registry::CallEnv;
+pub use state::{CallCount, Options, Records, ServerState};
 
 /// The built-in health scan program (`kubecode demo`, and the prompt's first example).
 pub const HEALTH_SCAN: &str = guide::EXAMPLES[0].1;
@@ -53,42 +59,22 @@ impl std::str::FromStr for Mode {
     }
 }
 
-/// What every session shares: the functions, the cluster, the limits.
-pub struct Shared {
-    /// The functions.
-    pub catalog: Catalog,
-    /// Cluster access.
-    pub cluster: Cluster,
-    /// The mode.
-    pub mode: Mode,
-    /// Characters of output a model receives at most (tools mode).
-    pub output_limit: usize,
-    /// The sandbox's limits (code mode).
-    pub limits: sandbox::Limits,
-    /// Programs that may run at once across all sessions; more wait for a slot (within their
-    /// wall-clock limit), which bounds the server's memory under load.
-    pub run_slots: tokio::sync::Semaphore,
-    /// How many slots `run_slots` was made with.
-    pub run_slot_count: usize,
-}
-
-/// The MCP handler of one session. Each session has its own secret vault, so tokens are
-/// stable within a session and unrelated across sessions.
+/// The MCP handler of one session.
 #[derive(Clone)]
 pub struct KubecodeServer {
-    shared: Arc<Shared>,
-    vault: shaping::Vault,
-    state: sandbox::State,
+    session: Session,
 }
 
 impl KubecodeServer {
-    /// A handler for a new session.
-    pub fn new(shared: Arc<Shared>) -> KubecodeServer {
+    /// A handler for a new session of a caller.
+    pub fn new(server: &Arc<ServerState>, caller: Caller) -> KubecodeServer {
         KubecodeServer {
-            shared,
-            vault: shaping::Vault::new(),
-            state: sandbox::State::default(),
+            session: server.session(caller),
         }
+    }
+
+    fn server(&self) -> &Arc<ServerState> {
+        self.session.server()
     }
 }
 
@@ -114,12 +100,9 @@ impl ServerHandler for KubecodeServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let mut all = Vec::new();
-        if matches!(self.shared.mode, Mode::Code | Mode::All) {
-            all.extend(code::definitions(&self.shared));
-        }
-        all.extend(tools::definitions(&self.shared));
-        Ok(ListToolsResult::with_all_items(all))
+        Ok(ListToolsResult::with_all_items(
+            self.server().registry().tools().to_vec(),
+        ))
     }
 
     async fn on_initialized(&self, _context: rmcp::service::NotificationContext<RoleServer>) {
@@ -139,7 +122,7 @@ impl ServerHandler for KubecodeServer {
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
-        Ok(guide::resources(&self.shared))
+        Ok(guide::resources(self.server()))
     }
 
     async fn read_resource(
@@ -147,7 +130,7 @@ impl ServerHandler for KubecodeServer {
         request: ReadResourceRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
-        match guide::read(&self.shared, &request.uri) {
+        match guide::read(self.server(), &request.uri) {
             Some(r) => Ok(r.into()),
             None => Err(ErrorData::resource_not_found(
                 format!(
@@ -172,7 +155,7 @@ impl ServerHandler for KubecodeServer {
         request: GetPromptRequestParams,
         _context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
-        match guide::prompt(&self.shared, &request.name) {
+        match guide::prompt(self.server(), &request.name) {
             Some(p) => Ok(p.into()),
             None => Err(ErrorData::invalid_params(
                 format!("no prompt {:?}: the prompt is code-mode", request.name),
@@ -186,21 +169,28 @@ impl ServerHandler for KubecodeServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let code_mode = matches!(self.shared.mode, Mode::Code | Mode::All);
-        let result = match request.name.as_ref() {
-            "run_code" if code_mode => {
-                code::run(
-                    &self.shared,
-                    &self.vault,
-                    &self.state,
-                    request.arguments,
-                    &context,
-                )
-                .await
-            }
-            "search_tools" if code_mode => code::search(&self.shared, request.arguments),
-            _ => tools::call(&self.shared, &self.vault, request).await,
+        let mut env = CallEnv {
+            cancel: context.ct.clone(),
+            progress: None,
         };
+        if let Some(token) = context.meta.get_progress_token() {
+            let peer = context.peer.clone();
+            let handle = tokio::runtime::Handle::current();
+            env.progress = Some(Arc::new(
+                move |calls: usize, elapsed: std::time::Duration| {
+                    let mut p = ProgressNotificationParam::new(token.clone(), calls as f64);
+                    p.message = Some(format!("{calls} calls, {} ms", elapsed.as_millis()));
+                    let peer = peer.clone();
+                    handle.spawn(async move {
+                        let _ = peer.notify_progress(p).await;
+                    });
+                },
+            ));
+        }
+        let result = self
+            .session
+            .call_tool(request.name.as_ref(), request.arguments, env)
+            .await;
         Ok(result.into())
     }
 }
@@ -220,8 +210,8 @@ pub enum ServeError {
 }
 
 /// Serves one session over stdin/stdout until the client closes it.
-pub async fn serve_stdio(shared: Arc<Shared>) -> Result<(), ServeError> {
-    let running = KubecodeServer::new(shared)
+pub async fn serve_stdio(server: Arc<ServerState>) -> Result<(), ServeError> {
+    let running = KubecodeServer::new(&server, Caller::local())
         .serve(rmcp::transport::stdio())
         .await
         .map_err(|e| ServeError::Session(e.to_string()))?;

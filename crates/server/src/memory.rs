@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::Shared;
+use crate::ServerState;
 
 /// A trim is already scheduled.
 static SCHEDULED: AtomicBool = AtomicBool::new(false);
@@ -17,7 +17,7 @@ const IDLE: Duration = Duration::from_millis(200);
 
 /// Called when a run ends: if no program is running, trims the allocator a moment later
 /// unless another run has started by then.
-pub fn release_when_idle(shared: &Arc<Shared>) {
+pub fn release_when_idle(shared: &Arc<ServerState>) {
     if !idle(shared) || SCHEDULED.swap(true, Ordering::SeqCst) {
         return;
     }
@@ -32,8 +32,8 @@ pub fn release_when_idle(shared: &Arc<Shared>) {
     });
 }
 
-fn idle(shared: &Shared) -> bool {
-    shared.run_slots.available_permits() == shared.run_slot_count
+fn idle(shared: &ServerState) -> bool {
+    shared.idle()
 }
 
 /// Returns the allocator's free pages to the system (glibc only; elsewhere a no-op).

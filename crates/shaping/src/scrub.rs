@@ -4,7 +4,6 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
-use serde_json::Value;
 
 struct Rule {
     pattern: Regex,
@@ -45,7 +44,7 @@ static RULES: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         ),
         // user:password@host in URLs.
         rule(
-            r"(?P<k>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@",
+            r"(?P<k>[A-Za-z][A-Za-z0-9+.-]*://[^\s:/@]+:)(?P<v>[^\s@/]+)@",
             "${k}[redacted]@",
         ),
     ]
@@ -59,8 +58,17 @@ static ASSIGNMENT: LazyLock<Regex> = LazyLock::new(|| {
     .unwrap_or_else(|e| panic!("assignment rule is invalid: {e}"))
 });
 
-fn is_placeholder(v: &str) -> bool {
+/// A token or a mark left by an earlier pass: never redacted again.
+pub(crate) fn is_placeholder(v: &str) -> bool {
     v.starts_with("[secret:") || v.starts_with("[redacted") || v.starts_with("[removed")
+}
+
+/// Booleans, numbers and null carry no secret (`automountServiceAccountToken: true`).
+fn is_plain_scalar(v: &str) -> bool {
+    matches!(
+        v.to_ascii_lowercase().as_str(),
+        "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~"
+    ) || v.parse::<f64>().is_ok()
 }
 
 /// Removes credential-shaped substrings from text.
@@ -68,7 +76,16 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     let mut out = Cow::Borrowed(text);
     for r in RULES.iter() {
         if r.pattern.is_match(&out) {
-            out = Cow::Owned(r.pattern.replace_all(&out, r.replacement).into_owned());
+            let replaced = r.pattern.replace_all(&out, |c: &Captures| {
+                // A value that is a token already (`user:[secret:…]@host`) stays one.
+                if c.name("v").is_some_and(|v| is_placeholder(v.as_str())) {
+                    return c[0].to_string();
+                }
+                let mut expanded = String::new();
+                c.expand(r.replacement, &mut expanded);
+                expanded
+            });
+            out = Cow::Owned(replaced.into_owned());
         }
     }
     if ASSIGNMENT.is_match(&out) {
@@ -80,6 +97,7 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
             let inside_token = source[..start].ends_with('[');
             if inside_token
                 || is_placeholder(value)
+                || is_plain_scalar(value)
                 || value.starts_with('$')
                 || value.starts_with('[')
             {
@@ -93,8 +111,9 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     out
 }
 
-/// Whether a JSON key names a credential (`password`, `apiKey`, `client_secret`, ...).
-fn credential_key(key: &str) -> bool {
+/// Whether a key or variable name names a credential (`password`, `apiKey`,
+/// `client_secret`, `DB_PASSWORD`, ...).
+pub(crate) fn credential_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase().replace(['-', '_'], "");
     [
         "password",
@@ -110,36 +129,14 @@ fn credential_key(key: &str) -> bool {
     .any(|w| k.ends_with(w))
 }
 
-/// Scrubs every string in a JSON value, and replaces string values stored under
-/// credential-named keys outright. Secret tokens are left alone.
-pub fn scrub_value(value: &mut Value) {
-    match value {
-        Value::String(s) => {
-            if let Cow::Owned(clean) = scrub(s) {
-                *s = clean;
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(scrub_value),
-        Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                match v {
-                    Value::String(s)
-                        if credential_key(key) && !s.is_empty() && !is_placeholder(s) =>
-                    {
-                        *s = "[redacted]".to_string();
-                    }
-                    _ => scrub_value(v),
-                }
-            }
-        }
-        _ => {}
-    }
+/// Whether a string stored under a credential-named key is replaced outright.
+pub(crate) fn redact_under_key(key: &str, value: &str) -> bool {
+    credential_key(key) && !value.is_empty() && !is_placeholder(value) && !is_plain_scalar(value)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn credential_shapes_are_removed() {
@@ -183,16 +180,17 @@ mod tests {
     }
 
     #[test]
-    fn json_values_are_scrubbed_by_key_and_content() {
-        let mut v = json!({"auth": {"password": "hunter2", "user": "app"}, "clientSecret": "xyz",
-                           "url": "https://u:p4ss@example.com", "ref": "[secret:0123456789ab]",
-                           "logs": ["Bearer abcdefghijklmnop"]});
-        scrub_value(&mut v);
-        assert_eq!(v["auth"]["password"], "[redacted]");
-        assert_eq!(v["auth"]["user"], "app");
-        assert_eq!(v["clientSecret"], "[redacted]");
-        assert_eq!(v["url"], "https://u:[redacted]@example.com");
-        assert_eq!(v["ref"], "[secret:0123456789ab]");
-        assert_eq!(v["logs"][0], "Bearer [redacted:token]");
+    fn booleans_numbers_and_tokens_are_not_credentials() {
+        for text in [
+            "automountServiceAccountToken: true",
+            "token_ttl: 3600",
+            "password: false",
+            "postgres://app:[secret:0123456789ab]@db:5432/x",
+        ] {
+            assert_eq!(scrub(text), text);
+        }
+        assert!(!redact_under_key("automountServiceAccountToken", "true"));
+        assert!(redact_under_key("clientSecret", "xyz"));
+        assert!(!redact_under_key("user", "app"));
     }
 }

@@ -3,7 +3,7 @@
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::Rng;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::Sha256;
 
 /// How every token starts.
@@ -12,7 +12,7 @@ pub const TOKEN_PREFIX: &str = "[secret:";
 /// The annotation `kubectl apply` writes, which holds a Secret's data in plaintext.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// Tokenizes Secret values with a key that lives as long as the vault (one per MCP session).
+/// The keyed hash behind Secret tokens, with a key that lives as long as the vault (one per session).
 #[derive(Clone)]
 pub struct Vault {
     key: [u8; 32],
@@ -49,20 +49,12 @@ impl Vault {
         format!("{TOKEN_PREFIX}{hex}]")
     }
 
-    /// Replaces the values of a Secret's `data` (base64, decoded first so that `data` and
+    /// Replaces the values of one Secret's `data` (base64, decoded first so that `data` and
     /// `stringData` of the same value give the same token) and `stringData` with tokens, and
-    /// drops the plaintext copy `kubectl apply` keeps in an annotation. Other objects are
-    /// left as they are. Lists (`items`) are walked.
-    pub fn tokenize(&self, object: &mut Value) {
-        if let Some(items) = object.get_mut("items").and_then(Value::as_array_mut) {
-            for item in items {
-                self.tokenize(item);
-            }
-        }
-        if object.get("kind").and_then(Value::as_str) != Some("Secret") {
-            return;
-        }
-        if let Some(data) = object.get_mut("data").and_then(Value::as_object_mut) {
+    /// drops the plaintext copy `kubectl apply` keeps in an annotation. Finding the Secrets in
+    /// a result is the caller's job ([`crate::Redactor::shape`] walks every value).
+    pub fn tokenize_secret(&self, secret: &mut Map<String, Value>) {
+        if let Some(data) = secret.get_mut("data").and_then(Value::as_object_mut) {
             for value in data.values_mut() {
                 let raw = value.as_str().unwrap_or_default();
                 let plaintext = base64::engine::general_purpose::STANDARD
@@ -71,14 +63,18 @@ impl Vault {
                 *value = Value::String(self.token(&plaintext));
             }
         }
-        if let Some(data) = object.get_mut("stringData").and_then(Value::as_object_mut) {
+        if let Some(data) = secret.get_mut("stringData").and_then(Value::as_object_mut) {
             for value in data.values_mut() {
-                let token = self.token(value.as_str().unwrap_or_default().as_bytes());
+                let token = match &*value {
+                    Value::String(s) => self.token(s.as_bytes()),
+                    other => self.token(other.to_string().as_bytes()),
+                };
                 *value = Value::String(token);
             }
         }
-        if let Some(annotations) = object
-            .pointer_mut("/metadata/annotations")
+        if let Some(annotations) = secret
+            .get_mut("metadata")
+            .and_then(|m| m.get_mut("annotations"))
             .and_then(Value::as_object_mut)
             && annotations.contains_key(LAST_APPLIED)
         {
@@ -88,6 +84,11 @@ impl Vault {
             );
         }
     }
+}
+
+/// Whether a JSON object is a Secret (`kind: Secret`, any API version).
+pub(crate) fn is_secret(object: &Map<String, Value>) -> bool {
+    object.get("kind").and_then(Value::as_str) == Some("Secret")
 }
 
 #[cfg(test)]
@@ -111,14 +112,15 @@ mod tests {
     }
 
     #[test]
-    fn secrets_in_objects_and_lists_become_tokens() {
+    fn a_secret_becomes_tokens() {
         let v = Vault::new();
-        let mut list = json!({"kind": "SecretList", "items": [
-            {"kind": "Secret", "metadata": {"name": "s", "annotations": {LAST_APPLIED: "{\"data\":{\"p\":\"aHVudGVyMg==\"}}"}},
-             "data": {"p": "aHVudGVyMg=="}, "stringData": {"q": "hunter2"}},
-            {"kind": "ConfigMap", "data": {"p": "aHVudGVyMg=="}}]});
-        v.tokenize(&mut list);
-        let secret = &list["items"][0];
+        let mut secret = json!({"kind": "Secret", "metadata": {"name": "s", "annotations": {LAST_APPLIED: "{\"data\":{\"p\":\"aHVudGVyMg==\"}}"}},
+             "data": {"p": "aHVudGVyMg=="}, "stringData": {"q": "hunter2"}});
+        let Value::Object(m) = &mut secret else {
+            unreachable!()
+        };
+        assert!(is_secret(m));
+        v.tokenize_secret(m);
         assert_eq!(
             secret["data"]["p"], secret["stringData"]["q"],
             "equal values, equal tokens"
@@ -131,10 +133,6 @@ mod tests {
         );
         assert!(
             !secret.to_string().contains("aHVudGVyMg==") && !secret.to_string().contains("hunter2")
-        );
-        assert_eq!(
-            list["items"][1]["data"]["p"], "aHVudGVyMg==",
-            "ConfigMaps are not Secrets"
         );
     }
 }

@@ -56,26 +56,16 @@ impl LimitArgs {
     }
 }
 
-/// The functions and the cluster, plus the demo cluster's server when it runs in-process.
+/// The server's state, plus the demo cluster's server when it runs in-process.
 pub struct Connection {
     /// What every session shares.
-    pub shared: Arc<server::Shared>,
+    pub server: Arc<server::ServerState>,
     _demo: Option<kubesim::RunningServer>,
 }
 
 impl Connection {
     /// Connects (lazily: no request is sent until a call needs one).
-    pub async fn open(target: &Target, mode: server::Mode) -> anyhow::Result<Connection> {
-        Connection::open_with(target, mode, sandbox::Limits::default(), 8).await
-    }
-
-    /// Same, with the sandbox's limits (whose `output` is also tools mode's output limit).
-    pub async fn open_with(
-        target: &Target,
-        mode: server::Mode,
-        sandbox_limits: sandbox::Limits,
-        concurrent_runs: usize,
-    ) -> anyhow::Result<Connection> {
+    pub async fn open(target: &Target, options: server::Options) -> anyhow::Result<Connection> {
         let limits = cluster::Limits::default();
         let (cluster, demo) = if target.demo {
             let sim =
@@ -94,17 +84,8 @@ impl Connection {
                 None,
             )
         };
-        let shared = Arc::new(server::Shared {
-            catalog: catalog::Catalog::new(),
-            cluster,
-            mode,
-            output_limit: sandbox_limits.output,
-            limits: sandbox_limits,
-            run_slots: tokio::sync::Semaphore::new(concurrent_runs.max(1)),
-            run_slot_count: concurrent_runs.max(1),
-        });
         Ok(Connection {
-            shared,
+            server: server::ServerState::new(cluster, options),
             _demo: demo,
         })
     }

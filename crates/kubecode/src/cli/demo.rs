@@ -2,7 +2,6 @@
 //! health scan run as one code-mode program, and its findings printed for a person.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -63,37 +62,31 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         context: None,
         demo: true,
     };
-    let connection = Connection::open(&target, server::Mode::Code).await?;
-    let host = Arc::new(server::CatalogHost::new(
-        connection.shared.clone(),
-        shaping::Vault::new(),
-    ));
-    let limits = connection.shared.limits.clone();
-    let out = sandbox::run(
-        HEALTH_SCAN,
-        host,
-        sandbox::State::default(),
-        limits,
-        sandbox::Control::default(),
-    )
-    .await;
+    let connection = Connection::open(&target, server::Options::default()).await?;
+    // The same session, call path and shaping as run_code.
+    let session = connection.server.session(server::Caller::local());
+    let limits = connection.server.limits().clone();
+    let out = session
+        .run_program(HEALTH_SCAN, limits, server::CallEnv::default())
+        .await;
     println!(
         "kubecode demo: the embedded demo cluster (3 nodes, 37 pods), scanned by one code-mode program"
     );
     println!(
         "(the program: crates/server/src/examples/health_scan.ts; run your own with `kubecode run FILE --demo`)\n"
     );
+    let doc = &out.document;
     if !out.ok {
-        let e = out
-            .error
-            .map(|e| format!("{}: {}", e.name, e.message))
-            .unwrap_or_default();
-        anyhow::bail!("the health scan failed: {e}");
+        let e = &doc["error"];
+        anyhow::bail!(
+            "the health scan failed: {}: {}",
+            text(e, "name"),
+            text(e, "message")
+        );
     }
-    print!(
-        "{}",
-        render(&out.result, out.calls.len(), out.stats.wall_ms)
-    );
+    let calls = doc["calls"].as_array().map_or(0, Vec::len);
+    let wall_ms = doc["stats"]["wallMs"].as_u64().unwrap_or(0);
+    print!("{}", render(&doc["result"], calls, wall_ms));
     Ok(ExitCode::SUCCESS)
 }
 

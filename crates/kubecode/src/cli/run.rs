@@ -3,7 +3,6 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -35,25 +34,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         std::fs::read_to_string(PathBuf::from(&args.file))
             .with_context(|| format!("cannot read the program {}", args.file))?
     };
-    let connection = Connection::open(&args.target, server::Mode::Code).await?;
-    let mut limits = connection.shared.limits.clone();
+    let connection = Connection::open(&args.target, server::Options::default()).await?;
+    let mut limits = connection.server.limits().clone();
     if let Some(ms) = args.timeout_ms {
         limits.wall = Duration::from_millis(ms.max(1));
     }
-    let host = Arc::new(server::CatalogHost::new(
-        connection.shared.clone(),
-        shaping::Vault::new(),
-    ));
-    let mut out = sandbox::run(
-        &program,
-        host,
-        sandbox::State::default(),
-        limits,
-        sandbox::Control::default(),
-    )
-    .await;
-    shaping::scrub_value(&mut out.result);
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    // The same session, call path and shaping as run_code.
+    let session = connection.server.session(server::Caller::local());
+    let out = session
+        .run_program(&program, limits, server::CallEnv::default())
+        .await;
+    println!("{}", serde_json::to_string_pretty(&out.document)?);
     Ok(if out.ok {
         ExitCode::SUCCESS
     } else {

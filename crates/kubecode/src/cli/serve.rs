@@ -74,14 +74,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         demo: args.demo,
     };
     // The demo cluster (if any) runs in this process and lives as long as `connection`.
-    let connection = Connection::open_with(
-        &target,
+    let options = server::Options {
         mode,
-        args.limits.limits(),
-        args.limits.max_concurrent_runs as usize,
-    )
-    .await?;
-    let shared = connection.shared.clone();
+        limits: args.limits.limits(),
+        max_concurrent_runs: args.limits.max_concurrent_runs as usize,
+    };
+    let connection = Connection::open(&target, options).await?;
+    let shared = connection.server.clone();
     match args.transport {
         Transport::Stdio => server::serve_stdio(shared).await?,
         Transport::Http => {

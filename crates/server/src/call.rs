@@ -1,0 +1,309 @@
+//! The one call path. Every call of a catalog function — a tools-mode tool, a `tools.*` call
+//! of a program under `run_code`, `kubecode run`, `kubecode demo` — goes through
+//! [`Session::invoke`], whose stages run in this order:
+//!
+//! 1. **validate** the arguments against the function's own argument type;
+//! 2. **policy**: changes are refused unless the server allows them;
+//! 3. **learn** the Secrets of the namespaces the call touches (first touch only, where RBAC
+//!    allows), so that their values are known before any result carries them;
+//! 4. **handler**: the cluster call (a list streams its items through the shape stage);
+//! 5. **shape**: the redaction invariant ([`shaping::Redactor`]) on everything that comes back;
+//! 6. **filter**: host-side filters (`grep`) on the shaped result, never on raw data;
+//! 7. **record**: the call's outcome and duration, with the caller.
+//!
+//! Nothing else in the server calls a handler, and nothing else shapes cluster data.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+use catalog::{Function, Reply};
+use cluster::{ClusterError, ErrorKind, ListQuery};
+use serde_json::{Map, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::state::ServerState;
+
+/// Who is calling: named in every record (and, with per-person identity, in the audit log
+/// and the cluster's own checks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    name: String,
+}
+
+impl Caller {
+    /// The person at this machine (stdio, `kubecode run`, `kubecode demo`).
+    pub fn local() -> Caller {
+        Caller::named("local")
+    }
+
+    /// A caller known by this name.
+    pub fn named(name: impl Into<String>) -> Caller {
+        Caller { name: name.into() }
+    }
+
+    /// The caller's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// A function's result after the shape stage.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shaped {
+    /// A whole value.
+    Value(Value),
+    /// A list, as the JSON text of each shaped item (large lists never exist as one value).
+    Items(Vec<String>),
+}
+
+/// A failed call. Its message went through the shape stage like any result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    /// `NotFound`, `Forbidden`, `BadInput`, `Cancelled`, ...
+    pub code: String,
+    /// What went wrong and what to do instead.
+    pub message: String,
+    /// The argument at fault, for `BadInput`.
+    pub field: Option<String>,
+}
+
+/// The Secrets a session has read, per kubeconfig context.
+#[derive(Debug, Default)]
+struct Learned {
+    everywhere: bool,
+    namespaces: HashSet<String>,
+}
+
+/// One client's session: its redaction key and learned Secret values, its `state`, its
+/// caller. Tokens are stable within a session and unrelated across sessions.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<SessionInner>,
+}
+
+struct SessionInner {
+    server: Arc<ServerState>,
+    redactor: shaping::Redactor,
+    state: sandbox::State,
+    caller: Caller,
+    learned: tokio::sync::Mutex<HashMap<String, Learned>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("caller", &self.inner.caller)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub(crate) fn new(server: Arc<ServerState>, caller: Caller) -> Session {
+        Session {
+            inner: Arc::new(SessionInner {
+                server,
+                redactor: shaping::Redactor::new(),
+                state: sandbox::State::default(),
+                caller,
+                learned: tokio::sync::Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The server this session belongs to.
+    pub fn server(&self) -> &Arc<ServerState> {
+        &self.inner.server
+    }
+
+    /// The session's `state` (code mode).
+    pub(crate) fn state(&self) -> &sandbox::State {
+        &self.inner.state
+    }
+
+    /// Who is calling.
+    pub fn caller(&self) -> &Caller {
+        &self.inner.caller
+    }
+
+    /// The session's redactor: the one shaping of everything a client receives.
+    pub(crate) fn redactor(&self) -> &shaping::Redactor {
+        &self.inner.redactor
+    }
+
+    /// Calls a catalog function through every stage of the call path.
+    pub async fn invoke(
+        &self,
+        f: &Function,
+        arguments: Option<Map<String, Value>>,
+        cancel: &CancellationToken,
+    ) -> Result<Shaped, CallError> {
+        let started = Instant::now();
+        let outcome = tokio::select! {
+            outcome = self.stages(f, Value::Object(arguments.unwrap_or_default())) => outcome,
+            () = cancel.cancelled() => Err(CallError {
+                code: "Cancelled".into(),
+                message: format!("{} was cancelled before it finished", f.path),
+                field: None,
+            }),
+        };
+        self.server()
+            .records()
+            .record(f.path, self.caller(), started.elapsed(), outcome.is_ok());
+        outcome
+    }
+
+    async fn stages(&self, f: &Function, args: Value) -> Result<Shaped, CallError> {
+        f.validate(&args).map_err(|e| self.error(e))?;
+        self.server().policy().check(f).map_err(|e| self.error(e))?;
+        self.learn_scope(f, &args).await;
+        let redactor = &self.inner.redactor;
+        let mut items = Vec::new();
+        let mut shape_item = |mut item: Value| {
+            redactor.shape(&mut item);
+            items.push(item.to_string());
+        };
+        let reply = f
+            .handle(self.server().cluster(), args.clone(), &mut shape_item)
+            .await
+            .map_err(|e| self.error(e))?;
+        match reply {
+            Reply::Streamed(_) => Ok(Shaped::Items(items)),
+            Reply::Value(mut value) => {
+                redactor.shape(&mut value);
+                let value = f.filter(&args, value).map_err(|e| self.error(e))?;
+                Ok(Shaped::Value(value))
+            }
+        }
+    }
+
+    /// A cluster error as the client sees it: shaped and within the output limit.
+    pub(crate) fn error(&self, e: ClusterError) -> CallError {
+        let field = match &e.kind {
+            ErrorKind::BadInput { field } => Some(field.clone()),
+            _ => None,
+        };
+        CallError {
+            code: e.kind.code().to_string(),
+            message: self.shape_message(&e.message),
+            field,
+        }
+    }
+
+    /// Any text for the client that is not a result: shaped, and cut to the output limit.
+    pub(crate) fn shape_message(&self, text: &str) -> String {
+        let shaped = self.inner.redactor.shape_text(text);
+        let fitted = shaping::fit_value(
+            Value::String(shaped.into_owned()),
+            self.server().output_limit(),
+            "message",
+        );
+        match fitted.value {
+            Value::String(s) => s,
+            other => other.to_string(),
+        }
+    }
+
+    /// Learns the Secrets of the namespaces a call touches, once per session: the call's
+    /// namespace (or the context's), or every namespace for `allNamespaces`.
+    async fn learn_scope(&self, f: &Function, args: &Value) {
+        if !f.parameters().iter().any(|p| p == "namespace") {
+            return;
+        }
+        let cluster = self.server().cluster();
+        let context = args.get("context").and_then(Value::as_str);
+        let everywhere = args.get("allNamespaces").and_then(Value::as_bool) == Some(true);
+        let named = args
+            .get("namespace")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty());
+        let namespace = match (named, everywhere) {
+            (Some(n), _) => Some(n.to_string()),
+            (None, true) => None,
+            (None, false) => match cluster.default_namespace(context).await {
+                Ok(n) => Some(n),
+                // The handler will fail the same way, and say why.
+                Err(_) => return,
+            },
+        };
+        let mut learned = self.inner.learned.lock().await;
+        let seen = learned
+            .entry(context.unwrap_or("").to_string())
+            .or_default();
+        if seen.everywhere
+            || namespace
+                .as_ref()
+                .is_some_and(|n| seen.namespaces.contains(n))
+        {
+            return;
+        }
+        match namespace {
+            Some(n) => {
+                if self.read_secrets(context, Some(&n)).await {
+                    seen.namespaces.insert(n);
+                }
+            }
+            None => {
+                if self.read_secrets(context, None).await {
+                    seen.everywhere = true;
+                    return;
+                }
+                // Not allowed cluster-wide: namespace by namespace, where allowed.
+                let q = ListQuery {
+                    kind: "namespaces".into(),
+                    context: context.map(str::to_string),
+                    ..ListQuery::default()
+                };
+                let Ok(namespaces) = cluster.list(&q).await else {
+                    return;
+                };
+                for ns in namespaces {
+                    let Some(n) = ns.pointer("/metadata/name").and_then(Value::as_str) else {
+                        continue;
+                    };
+                    if !seen.namespaces.contains(n) && self.read_secrets(context, Some(n)).await {
+                        seen.namespaces.insert(n.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the Secrets of a namespace (or all) into the redactor. True when the scope is
+    /// settled: read, or not readable with these credentials (RBAC said no). False on a
+    /// failure that may pass (the next call in the scope tries again).
+    async fn read_secrets(&self, context: Option<&str>, namespace: Option<&str>) -> bool {
+        let q = ListQuery {
+            kind: "secrets".into(),
+            namespace: namespace.map(str::to_string),
+            all_namespaces: namespace.is_none(),
+            context: context.map(str::to_string),
+            ..ListQuery::default()
+        };
+        let mut secrets = Vec::new();
+        let mut keep = |s: Value| {
+            // Helm's storage blobs are large and decoded by the Helm functions themselves.
+            if s.get("type").and_then(Value::as_str) != Some("helm.sh/release.v1") {
+                secrets.push(s);
+            }
+        };
+        match self.server().cluster().list_each(&q, &mut keep).await {
+            Ok(_) => {
+                self.inner.redactor.learn(&secrets);
+                true
+            }
+            Err(e) if matches!(e.kind, ErrorKind::Forbidden | ErrorKind::Unauthorized) => {
+                // With namespace = None this is not final: the caller tries namespace by namespace.
+                namespace.is_some()
+            }
+            Err(e) => {
+                tracing::debug!(
+                    "cannot read the Secrets of {}: {}",
+                    namespace.unwrap_or("all namespaces"),
+                    e.message
+                );
+                false
+            }
+        }
+    }
+}
