@@ -35,11 +35,21 @@ impl HttpServer {
         kubeconfig: &std::path::Path,
         extra: &[&str],
     ) -> anyhow::Result<HttpServer> {
+        HttpServer::start_mode(binary, kubeconfig, "code", extra).await
+    }
+
+    /// The same, in a mode (`code`, `tools`, `all`).
+    pub async fn start_mode(
+        binary: &std::path::Path,
+        kubeconfig: &std::path::Path,
+        mode: &str,
+        extra: &[&str],
+    ) -> anyhow::Result<HttpServer> {
         let mut child = tokio::process::Command::new(binary)
             .args([
                 "serve",
                 "--mode",
-                "code",
+                mode,
                 "--transport",
                 "http",
                 "--addr",

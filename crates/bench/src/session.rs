@@ -35,9 +35,20 @@ pub struct Answer {
 impl Session {
     /// Starts `binary serve --mode MODE --kubeconfig FILE` and initializes the session.
     pub async fn start(binary: &Path, mode: &str, kubeconfig: &Path) -> anyhow::Result<Session> {
+        Session::start_with(binary, mode, kubeconfig, &[]).await
+    }
+
+    /// The same, with more `serve` flags (limits).
+    pub async fn start_with(
+        binary: &Path,
+        mode: &str,
+        kubeconfig: &Path,
+        extra: &[&str],
+    ) -> anyhow::Result<Session> {
         let command = tokio::process::Command::new(binary).configure(|cmd| {
             cmd.args(["serve", "--mode", mode, "--kubeconfig"])
                 .arg(kubeconfig)
+                .args(extra)
                 .env("KUBECODE_LOG", "warn");
         });
         let (transport, _) = TokioChildProcess::builder(command)

@@ -200,6 +200,12 @@ async fn lists_page_past_500_and_stop_at_the_cap() {
         .filter(|l| l.contains("\"path\":\"/api/v1/pods\""))
         .count();
     assert_eq!(pages, 3, "three pages of at most 500");
+    let agent = format!("\"userAgent\":\"kubecode/{}\"", env!("CARGO_PKG_VERSION"));
+    let requests = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        requests.lines().all(|l| l.contains(&agent)),
+        "every request names kubecode: {requests}"
+    );
 
     let small = Limits {
         list_cap: 100,
@@ -610,6 +616,6 @@ fn real_dump() -> std::path::PathBuf {
         .map(Into::into)
         .unwrap_or_else(|| {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/fixtures/real-world/aks-2020-cluster-info-dump")
+                .join("../../fixtures/real-world/aks-2020-cluster-info-dump")
         })
 }

@@ -330,7 +330,7 @@ async fn the_real_dump_through_tools_mode() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/fixtures/real-world/aks-2020-cluster-info-dump")
+                .join("../../fixtures/real-world/aks-2020-cluster-info-dump")
         });
     let c = cluster(
         kubesim::Snapshot::load(&dump, &Default::default()).unwrap(),

@@ -96,7 +96,7 @@ async fn the_real_dump_serves_with_a_fixed_clock() {
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/fixtures/real-world/aks-2020-cluster-info-dump")
+                .join("../../fixtures/real-world/aks-2020-cluster-info-dump")
         });
     let sim = start(&[dump.to_str().unwrap(), "--now", "2020-06-01T00:00:00Z"]);
     let pods: Api<Pod> = Api::namespaced(client(&sim.kubeconfig).await, "kube-system");

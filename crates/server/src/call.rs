@@ -126,11 +126,6 @@ impl Session {
         &self.inner.caller
     }
 
-    /// The session's redactor: the one shaping of everything a client receives.
-    pub(crate) fn redactor(&self) -> &shaping::Redactor {
-        &self.inner.redactor
-    }
-
     /// Calls a catalog function through every stage of the call path.
     pub async fn invoke(
         &self,
@@ -154,8 +149,9 @@ impl Session {
     }
 
     async fn stages(&self, f: &Function, args: Value) -> Result<Shaped, CallError> {
-        f.validate(&args).map_err(|e| self.error(e))?;
-        self.server().policy().check(f).map_err(|e| self.error(e))?;
+        let failed = |e: ClusterError| self.error(e, &args);
+        f.validate(&args).map_err(failed)?;
+        self.server().policy().check(f).map_err(failed)?;
         self.learn_scope(f, &args).await;
         let redactor = &self.inner.redactor;
         let mut items = Vec::new();
@@ -166,35 +162,42 @@ impl Session {
         let reply = f
             .handle(self.server().cluster(), args.clone(), &mut shape_item)
             .await
-            .map_err(|e| self.error(e))?;
+            .map_err(failed)?;
         match reply {
             Reply::Streamed(_) => Ok(Shaped::Items(items)),
             Reply::Value(mut value) => {
                 redactor.shape(&mut value);
-                let value = f.filter(&args, value).map_err(|e| self.error(e))?;
+                let value = f.filter(&args, value).map_err(failed)?;
                 Ok(Shaped::Value(value))
             }
         }
     }
 
-    /// A cluster error as the client sees it: shaped and within the output limit.
-    pub(crate) fn error(&self, e: ClusterError) -> CallError {
+    /// A cluster error as the client sees it: shaped (the caller's own arguments, echoed,
+    /// are left as it sent them) and within the output limit.
+    fn error(&self, e: ClusterError, args: &Value) -> CallError {
         let field = match &e.kind {
             ErrorKind::BadInput { field } => Some(field.clone()),
             _ => None,
         };
+        let supplied = args.to_string();
+        let message = self.inner.redactor.shape_echo(&e.message, &supplied);
         CallError {
             code: e.kind.code().to_string(),
-            message: self.shape_message(&e.message),
+            message: self.fit_message(&message),
             field,
         }
     }
 
-    /// Any text for the client that is not a result: shaped, and cut to the output limit.
-    pub(crate) fn shape_message(&self, text: &str) -> String {
-        let shaped = self.inner.redactor.shape_text(text);
+    /// A message that echoes what the caller sent (an unknown tool's name): scrubbed of
+    /// credential shapes, and within the output limit.
+    pub(crate) fn echo_message(&self, text: &str) -> String {
+        self.fit_message(&shaping::scrub(text))
+    }
+
+    fn fit_message(&self, text: &str) -> String {
         let fitted = shaping::fit_value(
-            Value::String(shaped.into_owned()),
+            Value::String(text.to_string()),
             self.server().output_limit(),
             "message",
         );

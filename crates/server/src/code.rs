@@ -127,7 +127,7 @@ pub(crate) fn search(session: &Session, arguments: Option<Map<String, Value>>) -
         return bad_input("search_tools needs `query`, a string of keywords");
     };
     if let Some(unknown) = args.keys().find(|k| *k != "query" && *k != "limit") {
-        return bad_input(&session.shape_message(&format!(
+        return bad_input(&session.echo_message(&format!(
             "unknown parameter `{unknown}`; search_tools takes `query` and `limit`"
         )));
     }
@@ -162,7 +162,7 @@ pub(crate) async fn run_tool(
         return bad_input("run_code needs `code`, the program's text");
     };
     if let Some(unknown) = args.keys().find(|k| *k != "code" && *k != "timeoutMs") {
-        return bad_input(&session.shape_message(&format!(
+        return bad_input(&session.echo_message(&format!(
             "unknown parameter `{unknown}`; run_code takes `code` and `timeoutMs`"
         )));
     }
@@ -245,13 +245,16 @@ impl Session {
         self.report(out)
     }
 
-    /// The run's output as the client receives it: every field shaped, the whole document
-    /// fitted into the output limit.
+    /// The run's output as the client receives it: every field scrubbed, the whole document
+    /// fitted into the output limit. Everything the program received was shaped on its way
+    /// in, so a Secret value in its output can only be one the model wrote itself: searching
+    /// for learned values (or tokenizing) here would tell the model which of its guesses
+    /// were right, so only credential shapes are scrubbed.
     fn report(&self, out: sandbox::RunOutput) -> RunReport {
         let ok = out.ok;
         let was_cut = out.truncated;
         let mut document = serde_json::to_value(&out).unwrap_or_else(|_| json!({"ok": false}));
-        self.redactor().shape(&mut document);
+        shaping::scrub_value(&mut document);
         let limit = self.server().output_limit();
         let budget = limit.saturating_sub(NOTE_ROOM).max(limit / 2);
         let mut document = shaping::fit_value(document, budget, "output").into_noted(RETURN_LESS);

@@ -127,7 +127,7 @@ impl Session {
                 None => error_result("NotFound", &format!("no tool {name:?}"), None),
             },
             None => {
-                let message = self.shape_message(&format!(
+                let message = self.echo_message(&format!(
                     "no tool {name:?}; the tools are: {}",
                     registry.names().join(", ")
                 ));

@@ -106,6 +106,15 @@ impl ServerState {
         self.limits.output
     }
 
+    /// The names of the mode's tools, as `tools/list` shows them.
+    pub fn tool_names(&self) -> Vec<String> {
+        self.registry
+            .tools()
+            .iter()
+            .map(|t| t.name.to_string())
+            .collect()
+    }
+
     pub(crate) fn registry(&self) -> &Registry {
         &self.registry
     }

@@ -16,6 +16,6 @@ mod truncate;
 mod vault;
 
 pub use redact::{MIN_SECRET_LEN, Redactor};
-pub use scrub::scrub;
+pub use scrub::{scrub, scrub_value};
 pub use truncate::{DEFAULT_OUTPUT_LIMIT, Fitted, fit, fit_value};
 pub use vault::TOKEN_PREFIX;

@@ -182,6 +182,36 @@ impl Redactor {
         self.text(text, &known)
     }
 
+    /// Shapes text that mixes cluster data with what the caller supplied (an error message
+    /// that echoes an argument): learned values are replaced, except those the caller's own
+    /// `supplied` text holds. Replacing those would confirm a guess (the caller learns its
+    /// argument was a Secret value); keeping them tells it nothing it did not send.
+    pub fn shape_echo<'t>(&self, text: &'t str, supplied: &str) -> Cow<'t, str> {
+        let known = read(&self.inner.known);
+        let mut out = Cow::Borrowed(text);
+        if let Some(f) = &known.finder {
+            let mut hidden = String::new();
+            let mut last = 0;
+            for m in f.automaton.find_iter(text) {
+                let found = &text[m.start()..m.end()];
+                if supplied.contains(found) {
+                    continue;
+                }
+                hidden.push_str(&text[last..m.start()]);
+                hidden.push_str(&f.replacements[m.pattern().as_usize()]);
+                last = m.end();
+            }
+            if last > 0 {
+                hidden.push_str(&text[last..]);
+                out = Cow::Owned(hidden);
+            }
+        }
+        match scrub(&out) {
+            Cow::Owned(clean) => Cow::Owned(clean),
+            Cow::Borrowed(_) => out,
+        }
+    }
+
     /// Returns whether anything changed.
     fn walk(&self, value: &mut Value, known: &Known) -> bool {
         match value {
@@ -388,6 +418,19 @@ mod tests {
         );
         assert_eq!(v["short"], "1234", "too short to hunt");
         assert_eq!(v["enabled"], true);
+    }
+
+    #[test]
+    fn echoed_arguments_are_not_an_oracle() {
+        let r = learned();
+        let message = format!("pods \"{PASSWORD}\" not found; the API said {PASSWORD}");
+        assert_eq!(
+            r.shape_echo(&message, &format!("{{\"name\":\"{PASSWORD}\"}}")),
+            message,
+            "the caller's own guess comes back as it sent it"
+        );
+        let hidden = r.shape_echo(&message, "{}");
+        assert!(!leaks(&hidden), "{hidden}");
     }
 
     #[test]

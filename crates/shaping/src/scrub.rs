@@ -4,6 +4,7 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
+use serde_json::Value;
 
 struct Rule {
     pattern: Regex,
@@ -129,6 +130,29 @@ pub(crate) fn credential_key(key: &str) -> bool {
     .any(|w| k.ends_with(w))
 }
 
+/// Scrubs every string of a JSON value, and replaces strings under credential-named keys.
+/// No keyed token is computed: this is for what the caller wrote itself (a program's
+/// result), where a token of a guessed value would confirm the guess.
+pub fn scrub_value(value: &mut Value) {
+    match value {
+        Value::String(s) => {
+            if let Cow::Owned(clean) = scrub(s) {
+                *s = clean;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(scrub_value),
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    Value::String(s) if redact_under_key(key, s) => *s = "[redacted]".into(),
+                    _ => scrub_value(v),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Whether a string stored under a credential-named key is replaced outright.
 pub(crate) fn redact_under_key(key: &str, value: &str) -> bool {
     credential_key(key) && !value.is_empty() && !is_placeholder(value) && !is_plain_scalar(value)
@@ -177,6 +201,18 @@ mod tests {
         ] {
             assert_eq!(scrub(text), text);
         }
+    }
+
+    #[test]
+    fn json_values_are_scrubbed_by_key_and_content() {
+        let mut v = serde_json::json!({"auth": {"password": "hunter2", "user": "app"}, "on": {"token": true},
+                           "url": "https://u:p4ss@example.com", "ref": "[secret:0123456789ab]"});
+        scrub_value(&mut v);
+        assert_eq!(v["auth"]["password"], "[redacted]");
+        assert_eq!(v["auth"]["user"], "app");
+        assert_eq!(v["on"]["token"], true);
+        assert_eq!(v["url"], "https://u:[redacted]@example.com");
+        assert_eq!(v["ref"], "[secret:0123456789ab]");
     }
 
     #[test]

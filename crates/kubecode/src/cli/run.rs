@@ -3,12 +3,11 @@
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 
-use super::connect::{Connection, Target};
+use super::connect::{Connection, LimitArgs, Target};
 
 /// Arguments of `kubecode run`.
 #[derive(Debug, Args)]
@@ -17,9 +16,8 @@ pub struct RunArgs {
     file: String,
     #[command(flatten)]
     target: Target,
-    /// Wall-clock limit in milliseconds (default 30000).
-    #[arg(long, value_name = "N")]
-    timeout_ms: Option<u64>,
+    #[command(flatten)]
+    limits: LimitArgs,
 }
 
 /// Runs the program; exit status 0 when it succeeded, 1 when it failed.
@@ -34,11 +32,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         std::fs::read_to_string(PathBuf::from(&args.file))
             .with_context(|| format!("cannot read the program {}", args.file))?
     };
-    let connection = Connection::open(&args.target, server::Options::default()).await?;
-    let mut limits = connection.server.limits().clone();
-    if let Some(ms) = args.timeout_ms {
-        limits.wall = Duration::from_millis(ms.max(1));
-    }
+    let options = server::Options {
+        limits: args.limits.limits(),
+        ..server::Options::default()
+    };
+    let connection = Connection::open(&args.target, options).await?;
+    let limits = connection.server.limits().clone();
     // The same session, call path and shaping as run_code.
     let session = connection.server.session(server::Caller::local());
     let out = session

@@ -7,10 +7,10 @@ use kube::Client;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kubesim::{RunningServer, ServerConfig, Snapshot};
 
-/// The real-world dump shipped in `shared/` beside the repository.
+/// The real-world dump vendored in the repository's `fixtures/`.
 pub fn real_dump() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures/real-world/aks-2020-cluster-info-dump")
+        .join("../../fixtures/real-world/aks-2020-cluster-info-dump")
 }
 
 /// A kube-rs client for a running server.
