@@ -87,6 +87,17 @@ pub fn snapshot(scenario: &Scenario, background: &Background) -> anyhow::Result<
     Ok(snapshot)
 }
 
+/// The demo cluster with the snapshot directory `fixtures` laid over it (at the demo's clock).
+pub fn demo_with(fixtures: &std::path::Path) -> anyhow::Result<Snapshot> {
+    let mut snapshot = kubesim::demo::snapshot();
+    let options = LoadOptions {
+        lenient: false,
+        now: Some(snapshot.now),
+    };
+    lay_over(&mut snapshot, Snapshot::load(fixtures, &options)?);
+    Ok(snapshot)
+}
+
 /// Adds `extra`'s objects and logs; an object with the same identity replaces the built one.
 pub fn lay_over(base: &mut Snapshot, extra: Snapshot) {
     let mut index: HashMap<String, usize> = HashMap::new();

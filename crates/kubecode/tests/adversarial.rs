@@ -457,14 +457,8 @@ fn plaintext_forms() -> Vec<String> {
 }
 
 async fn cluster(dir: &Path) -> kubesim::RunningServer {
-    let mut snapshot = kubesim::demo::snapshot();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/injection");
-    let options = kubesim::LoadOptions {
-        lenient: false,
-        now: Some(snapshot.now),
-    };
-    let injected = kubesim::Snapshot::load(&fixtures, &options).expect("the fixtures load");
-    bench::cluster::lay_over(&mut snapshot, injected);
+    let snapshot = bench::cluster::demo_with(&fixtures).expect("the fixtures load");
     let config = kubesim::ServerConfig {
         request_log: Some(dir.join("requests.jsonl")),
         ..Default::default()

@@ -202,14 +202,8 @@ fn path_of(tool: &str) -> &'static str {
 }
 
 async fn cluster(dir: &Path) -> kubesim::RunningServer {
-    let mut snapshot = kubesim::demo::snapshot();
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/redaction");
-    let options = kubesim::LoadOptions {
-        lenient: false,
-        now: Some(snapshot.now),
-    };
-    let extra = kubesim::Snapshot::load(&fixtures, &options).expect("the fixture loads");
-    bench::cluster::lay_over(&mut snapshot, extra);
+    let snapshot = bench::cluster::demo_with(&fixtures).expect("the fixtures load");
     let server = kubesim::serve(snapshot, kubesim::ServerConfig::default())
         .await
         .expect("kubesim");
