@@ -7,7 +7,35 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The hidden subcommand a sandbox worker process runs (`sandbox::Pool` starts it).
+pub const WORKER_COMMAND: &str = "sandbox-worker";
+
+/// `kubecode sandbox-worker`: one program in a confined process (see `sandbox::worker`).
+/// Handled before anything else starts (no logging, no runtime): the worker makes its own
+/// few threads, then gives up making more. `--try-forbidden open|socket|exec` confines a
+/// worker and makes that system call, for the test that proves the filter.
+fn worker(args: &[String]) -> ExitCode {
+    let status = match args {
+        [] => sandbox::worker::main(),
+        [flag, call] if flag == "--try-forbidden" => {
+            let call = match call.as_str() {
+                "open" => sandbox::worker::Forbidden::Open,
+                "socket" => sandbox::worker::Forbidden::Socket,
+                "exec" => sandbox::worker::Forbidden::Exec,
+                _ => return ExitCode::from(2),
+            };
+            sandbox::worker::try_forbidden(call)
+        }
+        _ => 2,
+    };
+    ExitCode::from(u8::try_from(status).unwrap_or(2))
+}
+
 fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some(WORKER_COMMAND) {
+        return worker(&argv[2..]);
+    }
     let args = cli::Cli::parse();
     // Logs go to stderr only: stdout carries program output (and, under MCP stdio, the protocol).
     tracing_subscriber::fmt()

@@ -5,19 +5,27 @@
 //! Kubernetes. Wall clock (after `await` too), memory, stack, call count, calls in flight and
 //! output size are limited (CONTRACT §3.4).
 
+mod confine;
+mod heap;
+mod pool;
 mod run;
+mod state;
 mod strip;
+mod wire;
+pub mod worker;
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+pub use confine::supported as seccomp_supported;
+pub use pool::{Pool, WorkerCommand};
+pub use state::State;
 pub use strip::{SyntaxError, strip};
 
 /// What a tool call returns to the program.
@@ -53,9 +61,6 @@ pub trait Host: Send + Sync + 'static {
     fn describe(&self, path: &str) -> Option<String>;
 }
 
-/// `state`: JSON values kept across runs of one MCP session.
-pub type State = Arc<Mutex<HashMap<String, Value>>>;
-
 /// The limits of one run (CONTRACT §3.4 defaults).
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -87,7 +92,7 @@ impl Default for Limits {
 }
 
 /// One tool call, as `calls` reports it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallRecord {
     /// The function.
     pub path: String,
@@ -98,7 +103,7 @@ pub struct CallRecord {
 }
 
 /// Why a run failed, with the position in the model's own source when known.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunError {
     /// `TypeError`, `ToolError`, `LimitExceeded`, `SyntaxError`, ...
     pub name: String,
@@ -140,7 +145,7 @@ impl RunError {
 }
 
 /// Counters of a run.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Stats {
     /// Wall-clock milliseconds.
@@ -150,7 +155,7 @@ pub struct Stats {
 }
 
 /// What `run_code` returns (CONTRACT §3.3).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunOutput {
     /// Whether the program succeeded.
     pub ok: bool,
@@ -237,32 +242,9 @@ pub async fn run(
             Vec::new(),
         );
     }
-    let stripped = match std::panic::catch_unwind(|| strip(program)) {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => {
-            return RunOutput::failed(
-                RunError {
-                    name: "SyntaxError".into(),
-                    message: e.message,
-                    line: Some(e.line),
-                    column: Some(e.column),
-                    code: None,
-                    source: program
-                        .lines()
-                        .nth(e.line.saturating_sub(1) as usize)
-                        .map(|s| s.trim().to_string()),
-                },
-                Vec::new(),
-                Vec::new(),
-            );
-        }
-        Err(_) => {
-            return RunOutput::failed(
-                RunError::simple("SyntaxError", "the program could not be parsed"),
-                Vec::new(),
-                Vec::new(),
-            );
-        }
+    let stripped = match prepare(program) {
+        Ok(s) => s,
+        Err(failed) => return *failed,
     };
     let job = run::Job {
         stripped,
@@ -304,6 +286,58 @@ pub async fn run(
             RunOutput::failed(runaway_error(wall), Vec::new(), Vec::new())
         }
     }
+}
+
+/// Strips a program's types, or says where its syntax is wrong.
+fn prepare(program: &str) -> Result<strip::Stripped, Box<RunOutput>> {
+    match std::panic::catch_unwind(|| strip(program)) {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(Box::new(RunOutput::failed(
+            RunError {
+                name: "SyntaxError".into(),
+                message: e.message,
+                line: Some(e.line),
+                column: Some(e.column),
+                code: None,
+                source: program
+                    .lines()
+                    .nth(e.line.saturating_sub(1) as usize)
+                    .map(|s| s.trim().to_string()),
+            },
+            Vec::new(),
+            Vec::new(),
+        ))),
+        Err(_) => Err(Box::new(RunOutput::failed(
+            RunError::simple("SyntaxError", "the program could not be parsed"),
+            Vec::new(),
+            Vec::new(),
+        ))),
+    }
+}
+
+/// Runs a program on the calling thread, in a sandbox worker process (which has no thread
+/// to spare and is killed from outside if it runs away). `handle` drives tool calls.
+pub(crate) fn run_here(
+    program: &str,
+    host: Arc<dyn Host>,
+    state: State,
+    limits: Limits,
+    control: Control,
+    handle: tokio::runtime::Handle,
+) -> RunOutput {
+    let stripped = match prepare(program) {
+        Ok(s) => s,
+        Err(failed) => return *failed,
+    };
+    run::execute(run::Job {
+        stripped,
+        host,
+        state,
+        limits,
+        cancel: control.cancel,
+        handle,
+        progress: control.progress,
+    })
 }
 
 /// Extra time a run gets past its wall-clock limit before the watchdog answers for it.

@@ -106,7 +106,8 @@
     set(key, value) {
       const text = JSON.stringify(value);
       if (text === undefined) throw new TypeError("state.set takes a JSON value");
-      stateSet(String(key), text);
+      const refused = stateSet(String(key), text);
+      if (refused) throw new RangeError(refused);
     },
     keys() { return JSON.parse(stateKeys()); },
     delete(key) { return stateDelete(String(key)); },

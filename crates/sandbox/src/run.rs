@@ -38,6 +38,8 @@ struct Pending {
     log_chars: usize,
     limit: Option<RunError>,
     memory_limit: usize,
+    /// Set by the heap when it refused an allocation.
+    memory_exceeded: Arc<AtomicBool>,
 }
 
 fn limit_error(limit: &str, value: impl std::fmt::Display, advice: &str) -> RunError {
@@ -83,8 +85,8 @@ pub fn execute(job: Job) -> RunOutput {
 }
 
 fn execute_inner(job: &Job, started: Instant, deadline: Instant) -> rquickjs::Result<RunOutput> {
-    let rt = Runtime::new()?;
-    rt.set_memory_limit(job.limits.memory);
+    let exceeded = Arc::new(AtomicBool::new(false));
+    let rt = Runtime::new_with_alloc(crate::heap::Heap::new(job.limits.memory, exceeded.clone()))?;
     rt.set_max_stack_size(job.limits.stack);
     let cancel = job.cancel.clone();
     rt.set_interrupt_handler(Some(Box::new(move || {
@@ -93,6 +95,7 @@ fn execute_inner(job: &Job, started: Instant, deadline: Instant) -> rquickjs::Re
     let ctx = Context::full(&rt)?;
     let pending = Rc::new(RefCell::new(Pending {
         memory_limit: job.limits.memory,
+        memory_exceeded: exceeded,
         ..Pending::default()
     }));
     let out = drive(&rt, &ctx, &pending, job, started, deadline);
@@ -205,11 +208,27 @@ fn drive(
             None => Ok(Err(RunError::simple("Error", "the program did not finish"))),
         }
     })?;
+    // A run that failed after the heap refused an allocation failed of the memory limit,
+    // whatever QuickJS managed to throw (out of memory while raising, it throws null).
+    let outcome = match outcome {
+        Err(_) if pending.borrow().memory_exceeded.load(Ordering::Relaxed) => {
+            Err(memory_error(job))
+        }
+        other => other,
+    };
     let p = pending.borrow();
     Ok(match outcome {
         Ok(json) => RunOutput::succeeded(json, p.logs.clone(), p.calls.clone()),
         Err(e) => RunOutput::failed(e, p.logs.clone(), p.calls.clone()),
     })
+}
+
+fn memory_error(job: &Job) -> RunError {
+    limit_error(
+        "memory",
+        format!("{} MiB", job.limits.memory / (1024 * 1024)),
+        "the program held too much data; keep only the fields you need, or process objects in smaller batches",
+    )
 }
 
 fn wall_error(job: &Job) -> RunError {
@@ -357,40 +376,27 @@ fn install<'js>(
     let s = job.state.clone();
     g.set(
         "__state_get",
-        Function::new(ctx.clone(), move |key: String| -> Option<String> {
-            s.lock()
-                .ok()
-                .and_then(|m| m.get(&key).map(|v| v.to_string()))
-        })?,
+        Function::new(ctx.clone(), move |key: String| s.get(&key))?,
     )?;
     let s = job.state.clone();
     g.set(
         "__state_set",
-        Function::new(ctx.clone(), move |key: String, json: String| {
-            if let (Ok(mut m), Ok(v)) = (s.lock(), serde_json::from_str::<Value>(&json)) {
-                m.insert(key, v);
-            }
-        })?,
+        Function::new(
+            ctx.clone(),
+            move |key: String, json: String| -> Option<String> { s.set(&key, json).err() },
+        )?,
     )?;
     let s = job.state.clone();
     g.set(
         "__state_keys",
         Function::new(ctx.clone(), move || -> String {
-            let keys: Vec<String> = s
-                .lock()
-                .map(|m| m.keys().cloned().collect())
-                .unwrap_or_default();
-            serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into())
+            serde_json::to_string(&s.keys()).unwrap_or_else(|_| "[]".into())
         })?,
     )?;
     let s = job.state.clone();
     g.set(
         "__state_delete",
-        Function::new(ctx.clone(), move |key: String| -> bool {
-            s.lock()
-                .map(|mut m| m.remove(&key).is_some())
-                .unwrap_or(false)
-        })?,
+        Function::new(ctx.clone(), move |key: String| s.delete(&key))?,
     )?;
     let mut options = EvalOptions::default();
     options.filename = Some("prelude.js".into());
@@ -515,6 +521,20 @@ fn fire_timers(context: &Context, pending: &Rc<RefCell<Pending>>) {
 }
 
 /// Turns a thrown value into a RunError with the position in the model's own source.
+/// The most of a thrown error's field that leaves the sandbox (the server fits the whole
+/// output into the client's limit; this bounds what crosses to it).
+const MAX_ERROR_FIELD: usize = 64 * 1024;
+
+fn bounded(text: String) -> String {
+    if text.len() <= MAX_ERROR_FIELD {
+        return text;
+    }
+    match shaping::fit_value(Value::String(text), MAX_ERROR_FIELD, "error").value {
+        Value::String(s) => s,
+        other => other.to_string(),
+    }
+}
+
 fn describe_exception(
     ctx: &Ctx<'_>,
     e: rquickjs::Error,
@@ -533,10 +553,10 @@ fn describe_exception(
     let text = |v: &Object, key: &str| v.get::<_, Option<String>>(key).ok().flatten();
     let (mut name, mut message, stack, code) = match thrown.as_object() {
         Some(o) => (
-            text(o, "name").unwrap_or_else(|| "Error".into()),
-            text(o, "message").unwrap_or_default(),
+            bounded(text(o, "name").unwrap_or_else(|| "Error".into())),
+            bounded(text(o, "message").unwrap_or_default()),
             text(o, "stack").unwrap_or_default(),
-            text(o, "code"),
+            text(o, "code").map(bounded),
         ),
         None if matches!(e, rquickjs::Error::Exception) => {
             let s = ctx
@@ -563,11 +583,7 @@ fn describe_exception(
         return wall_error(job);
     }
     if message == "out of memory" {
-        return limit_error(
-            "memory",
-            format!("{} MiB", job.limits.memory / (1024 * 1024)),
-            "the program held too much data; keep only the fields you need, or process objects in smaller batches",
-        );
+        return memory_error(job);
     }
     if name == "RangeError" && message.contains("stack") {
         return limit_error(

@@ -236,7 +236,11 @@ impl Session {
             session: self.clone(),
             cancel: cancel.clone(),
         });
-        let out = sandbox::run(code, host, self.state().clone(), limits, control).await;
+        let state = self.state().clone();
+        let out = match self.server().isolation() {
+            crate::Isolation::Process(pool) => pool.run(code, host, state, limits, control).await,
+            crate::Isolation::InProcess => sandbox::run(code, host, state, limits, control).await,
+        };
         // Calls still in flight when the program ended are of no use to anyone.
         cancel.cancel();
         watcher.abort();

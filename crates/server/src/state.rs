@@ -22,6 +22,8 @@ pub struct Options {
     /// Programs that may run at once across all sessions; more wait for a slot (within their
     /// wall-clock limit), which bounds the server's memory under load.
     pub max_concurrent_runs: usize,
+    /// Where programs run.
+    pub isolation: Isolation,
 }
 
 impl Default for Options {
@@ -30,8 +32,19 @@ impl Default for Options {
             mode: Mode::Code,
             limits: sandbox::Limits::default(),
             max_concurrent_runs: 8,
+            isolation: Isolation::InProcess,
         }
     }
+}
+
+/// Where programs run (CONTRACT §3.4).
+#[derive(Debug, Clone)]
+pub enum Isolation {
+    /// In a confined worker process from this pool, killed when it overruns.
+    Process(std::sync::Arc<sandbox::Pool>),
+    /// On a thread of the server process: no system-call filter, and a program stuck in a
+    /// built-in keeps a thread busy until it returns.
+    InProcess,
 }
 
 /// The server's shared state. Sessions are made from it with [`ServerState::session`].
@@ -42,6 +55,7 @@ pub struct ServerState {
     limits: sandbox::Limits,
     run_slots: tokio::sync::Semaphore,
     run_slot_count: usize,
+    isolation: Isolation,
     registry: Registry,
     policy: Policy,
     records: Records,
@@ -68,6 +82,7 @@ impl ServerState {
             limits: options.limits,
             run_slots: tokio::sync::Semaphore::new(slots),
             run_slot_count: slots,
+            isolation: options.isolation,
             registry,
             policy: Policy {
                 allow_changes: false,
@@ -126,6 +141,11 @@ impl ServerState {
     /// The record stage's counters.
     pub fn records(&self) -> &Records {
         &self.records
+    }
+
+    /// Where programs run.
+    pub fn isolation(&self) -> &Isolation {
+        &self.isolation
     }
 
     pub(crate) fn run_slots(&self) -> &tokio::sync::Semaphore {

@@ -40,9 +40,46 @@ pub struct LimitArgs {
     /// Programs running at once across all sessions (more wait, within their wall-clock limit).
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub max_concurrent_runs: u64,
+    /// Where programs run: `process` (a confined worker process per run, killed when it
+    /// overruns; needs seccomp) or `in-process` (a thread of this process, without those).
+    #[arg(long, value_enum, default_value = "process")]
+    pub sandbox: SandboxKind,
 }
 
+/// Values of `--sandbox`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SandboxKind {
+    /// A confined worker process per run.
+    Process,
+    /// A thread of the server process.
+    InProcess,
+}
+
+/// What `--sandbox in-process` gives up, said when the server starts that way.
+const IN_PROCESS: &str = "--sandbox in-process: programs run on threads of this process, with no system-call filter between an interpreter bug and the cluster credentials, and a program stuck in a built-in keeps its thread busy after its time limit";
+
 impl LimitArgs {
+    /// Where programs run, checked against this kernel; `warm` workers are kept ready.
+    pub fn isolation(&self, warm: usize) -> anyhow::Result<server::Isolation> {
+        match self.sandbox {
+            SandboxKind::InProcess => {
+                tracing::warn!("{IN_PROCESS}");
+                Ok(server::Isolation::InProcess)
+            }
+            SandboxKind::Process => {
+                if !sandbox::seccomp_supported() {
+                    anyhow::bail!(
+                        "this kernel does not offer seccomp, which sandbox processes need; pass --sandbox in-process to run programs inside the server process instead ({IN_PROCESS})"
+                    );
+                }
+                let command = sandbox::WorkerCommand::current_exe(&[crate::WORKER_COMMAND])?;
+                let pool = sandbox::Pool::new(command, warm);
+                pool.fill();
+                Ok(server::Isolation::Process(pool))
+            }
+        }
+    }
+
     /// The limits these flags set.
     pub fn limits(&self) -> sandbox::Limits {
         sandbox::Limits {

@@ -62,7 +62,17 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         context: None,
         demo: true,
     };
-    let connection = Connection::open(&target, server::Options::default()).await?;
+    let isolation = if sandbox::seccomp_supported() {
+        let command = sandbox::WorkerCommand::current_exe(&[crate::WORKER_COMMAND])?;
+        server::Isolation::Process(sandbox::Pool::new(command, 0))
+    } else {
+        server::Isolation::InProcess
+    };
+    let options = server::Options {
+        isolation,
+        ..server::Options::default()
+    };
+    let connection = Connection::open(&target, options).await?;
     // The same session, call path and shaping as run_code.
     let session = connection.server.session(server::Caller::local());
     let limits = connection.server.limits().clone();

@@ -74,10 +74,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         demo: args.demo,
     };
     // The demo cluster (if any) runs in this process and lives as long as `connection`.
+    let warm = (args.limits.max_concurrent_runs as usize).min(2);
     let options = server::Options {
         mode,
         limits: args.limits.limits(),
         max_concurrent_runs: args.limits.max_concurrent_runs as usize,
+        isolation: args.limits.isolation(warm)?,
     };
     let connection = Connection::open(&target, options).await?;
     let shared = connection.server.clone();
