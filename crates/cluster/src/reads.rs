@@ -1,5 +1,7 @@
 //! list, get, events and metrics.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
@@ -204,7 +206,7 @@ impl Cluster {
 
     pub(crate) async fn list_resource(
         &self,
-        ctx: &Context,
+        ctx: &Arc<Context>,
         r: &ApiResource,
         sel: &Selection<'_>,
     ) -> Result<Vec<Value>> {
@@ -234,9 +236,12 @@ impl Cluster {
         self.list_pages(&ctx, &r, &sel, sink).await
     }
 
+    /// Follows a list's pages. The next page is requested (and decoded, on another thread)
+    /// while the objects of the current one go to `sink`: the API server and the caller's
+    /// shaping work at the same time instead of taking turns.
     async fn list_pages(
         &self,
-        ctx: &Context,
+        ctx: &Arc<Context>,
         r: &ApiResource,
         sel: &Selection<'_>,
         sink: &mut (dyn FnMut(Value) + Send),
@@ -244,21 +249,33 @@ impl Cluster {
         let cap = ctx.transport.limits().list_cap;
         let wanted = sel.limit.map(|l| l as usize).filter(|l| *l > 0);
         let path = r.collection_path(sel.namespace);
-        let mut count = 0usize;
-        let mut token: Option<String> = None;
-        loop {
-            let room = wanted.unwrap_or(cap + 1).saturating_sub(count);
-            let page_size = room.min(500);
+        let page_url = |room: usize, token: Option<String>| {
             let q = query(&[
                 ("labelSelector", sel.labels.clone()),
                 ("fieldSelector", sel.fields.clone()),
-                ("limit", Some(page_size.to_string())),
-                ("continue", token.clone()),
+                ("limit", Some(room.min(500).to_string())),
+                ("continue", token),
             ]);
-            let page = ctx
-                .transport
-                .get_json(&format!("{path}?{q}"))
+            format!("{path}?{q}")
+        };
+        let fetch = |url: String| {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { ctx.transport.get_json(&url).await })
+        };
+        let mut count = 0usize;
+        let mut next = Some(fetch(page_url(wanted.unwrap_or(cap + 1), None)));
+        loop {
+            let Some(pending) = next.take() else {
+                return Ok(count);
+            };
+            let page = pending
                 .await
+                .map_err(|e| {
+                    ClusterError::new(
+                        ErrorKind::Unavailable,
+                        format!("listing {path} failed: {e}"),
+                    )
+                })?
                 .map_err(|e| {
                     if e.kind == ErrorKind::NotFound {
                         ClusterError::not_found(format!(
@@ -275,18 +292,26 @@ impl Cluster {
                     format!("{path} did not answer with a list"),
                 ));
             };
-            if let Some(Value::Array(page_items)) = page.remove("items") {
-                for item in page_items {
-                    if wanted.is_some_and(|w| count >= w) {
-                        break;
-                    }
-                    sink(tidy(item, r));
-                    count += 1;
-                }
+            let items = match page.remove("items") {
+                Some(Value::Array(items)) => items,
+                _ => Vec::new(),
+            };
+            let taking = wanted.map_or(items.len(), |w| items.len().min(w - count));
+            let after = count + taking;
+            let token = page
+                .get("metadata")
+                .and_then(|m| m.get("continue"))
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string);
+            let more = token.is_some() && wanted.is_none_or(|w| after < w) && after <= cap;
+            if more {
+                next = Some(fetch(page_url(wanted.unwrap_or(cap + 1) - after, token)));
             }
-            if wanted.is_some_and(|w| count >= w) {
-                return Ok(count);
+            for item in items.into_iter().take(taking) {
+                sink(tidy(item, r));
             }
+            count = after;
             if count > cap {
                 return Err(ClusterError::new(
                     ErrorKind::LimitExceeded {
@@ -299,13 +324,7 @@ impl Cluster {
                     ),
                 ));
             }
-            token = page
-                .get("metadata")
-                .and_then(|m| m.get("continue"))
-                .and_then(Value::as_str)
-                .filter(|c| !c.is_empty())
-                .map(str::to_string);
-            if token.is_none() {
+            if !more {
                 return Ok(count);
             }
         }

@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
-use regex::{Captures, Regex};
+use regex::{Captures, Regex, RegexSet};
 use serde_json::Value;
 
 struct Rule {
@@ -72,11 +72,25 @@ fn is_plain_scalar(v: &str) -> bool {
     ) || v.parse::<f64>().is_ok()
 }
 
+/// Every rule and the assignment rule at once: most strings match none, and one pass over
+/// them says so (a list of thousands of objects has hundreds of thousands of strings).
+static ANY: LazyLock<RegexSet> = LazyLock::new(|| {
+    let patterns = RULES
+        .iter()
+        .map(|r| r.pattern.as_str())
+        .chain(std::iter::once(ASSIGNMENT.as_str()));
+    RegexSet::new(patterns).unwrap_or_else(|e| panic!("scrub rules are invalid: {e}"))
+});
+
 /// Removes credential-shaped substrings from text.
 pub fn scrub(text: &str) -> Cow<'_, str> {
+    let hits = ANY.matches(text);
+    if !hits.matched_any() {
+        return Cow::Borrowed(text);
+    }
     let mut out = Cow::Borrowed(text);
-    for r in RULES.iter() {
-        if r.pattern.is_match(&out) {
+    for (i, r) in RULES.iter().enumerate() {
+        if hits.matched(i) && r.pattern.is_match(&out) {
             let replaced = r.pattern.replace_all(&out, |c: &Captures| {
                 // A value that is a token already (`user:[secret:…]@host`) stays one.
                 if c.name("v").is_some_and(|v| is_placeholder(v.as_str())) {
@@ -89,7 +103,7 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
             out = Cow::Owned(replaced.into_owned());
         }
     }
-    if ASSIGNMENT.is_match(&out) {
+    if hits.matched(RULES.len()) && ASSIGNMENT.is_match(&out) {
         let source = out.clone();
         let replaced = ASSIGNMENT.replace_all(&source, |c: &Captures| {
             let value = &c["v"];
