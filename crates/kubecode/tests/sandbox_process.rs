@@ -1,0 +1,104 @@
+//! Sandbox processes: the system-call filter is proved (not assumed), `kubecode run` exits
+//! whatever the program did, and a burst of runs leaves the server's memory where it was.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use bench::http_session::{HttpServer, HttpSession};
+use bench::session::memory_mib;
+use serde_json::json;
+
+/// SIGSYS: what a seccomp filter's kill action ends a process with.
+const SIGSYS: i32 = 31;
+
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_kubecode"))
+}
+
+#[test]
+fn a_confined_worker_dies_of_open_socket_and_execve() {
+    for call in ["open", "socket", "exec"] {
+        let out = Command::new(binary())
+            .args(["sandbox-worker", "--try-forbidden", call])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.signal(),
+            Some(SIGSYS),
+            "{call}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn kubecode_run_exits_after_printing_whatever_the_program_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("stuck.ts");
+    // A built-in QuickJS never interrupts: only killing the sandbox process ends it.
+    std::fs::write(
+        &program,
+        "Array.prototype.shift.call({ length: 2 ** 53 - 1 }); return 1",
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = Command::new(binary())
+        .arg("run")
+        .arg(&program)
+        .args(["--demo", "--timeout-ms", "1000"])
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("LimitExceeded"), "{text}");
+    // 1 s of wall clock, 1 s of grace, and the demo cluster's start-up.
+    assert!(took < Duration::from_secs(8), "kubecode run took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_returns_after_a_burst_of_200_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = kubesim::serve(kubesim::demo::snapshot(), kubesim::ServerConfig::default())
+        .await
+        .unwrap();
+    api.write_kubeconfig(&dir.path().join("kubeconfig"))
+        .unwrap();
+    let server = HttpServer::start(binary(), &dir.path().join("kubeconfig"))
+        .await
+        .unwrap();
+    let pid = server.pid().unwrap();
+    let program = "const pods = await tools.kubernetes.list({ kind: 'Pod', allNamespaces: true }); return pods.map(p => p.metadata.name).length";
+    let mut first = HttpSession::open(server.addr).await.unwrap();
+    let warm = first
+        .call("run_code", json!({"code": program}))
+        .await
+        .unwrap();
+    assert_eq!(warm["structuredContent"]["ok"], true, "{warm}");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let idle = memory_mib(pid, "VmRSS").unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let addr = server.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut s = HttpSession::open(addr).await.unwrap();
+            for _ in 0..25 {
+                let r = s.call("run_code", json!({"code": program})).await.unwrap();
+                assert_eq!(r["structuredContent"]["result"], 37, "{r}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let after = memory_mib(pid, "VmRSS").unwrap();
+    eprintln!("RSS idle {idle:.1} MiB, after 200 runs {after:.1} MiB");
+    assert!(
+        after < idle + 20.0,
+        "RSS {after:.1} MiB after 200 runs, {idle:.1} MiB idle"
+    );
+}
