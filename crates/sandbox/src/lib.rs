@@ -6,7 +6,6 @@
 //! output size are limited (CONTRACT §3.4).
 
 mod confine;
-mod heap;
 mod pool;
 mod run;
 mod state;
