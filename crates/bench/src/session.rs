@@ -120,3 +120,39 @@ pub fn memory_mib(pid: u32, field: &str) -> Option<f64> {
         .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .map(|kib| kib / 1024.0)
 }
+
+/// The processes whose parent is `pid` (a server's sandbox workers).
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|child| {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+            // The parent's pid is the second field after the command.
+            stat.rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().nth(1))
+                == Some(pid.to_string().as_str())
+        })
+        .collect()
+}
+
+/// A process's CPU time (user and system), in clock ticks, from `/proc/PID/stat`.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum()
+}
+
+/// The CPU time of a process and its live children.
+pub fn tree_cpu_ticks(pid: u32) -> u64 {
+    cpu_ticks(pid) + children(pid).into_iter().map(cpu_ticks).sum::<u64>()
+}

@@ -488,38 +488,6 @@ fn plaintext_forms() -> Vec<String> {
     forms
 }
 
-/// The processes whose parent is `pid` (a server's sandbox workers).
-fn children(pid: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-            stat.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().nth(1))
-                == Some(pid.to_string().as_str())
-        })
-        .collect()
-}
-
-/// A process's CPU time (user and system), in clock ticks.
-fn ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .skip(11)
-        .take(2)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    fields.iter().sum()
-}
-
 async fn cluster(dir: &Path) -> kubesim::RunningServer {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/injection");
     let snapshot = bench::cluster::demo_with(&fixtures).expect("the fixtures load");
@@ -658,14 +626,14 @@ async fn hostile_programs_are_contained() {
 
     // No program outlived its run: the server's children are its warm workers, idle.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let workers = children(pid);
+    let workers = bench::session::children(pid);
     assert!(
         workers.len() <= 2,
         "sandbox processes still alive after the suite: {workers:?}"
     );
-    let before = ticks(pid) + workers.iter().map(|&w| ticks(w)).sum::<u64>();
+    let before = bench::session::tree_cpu_ticks(pid);
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let after_ticks = ticks(pid) + children(pid).iter().map(|&w| ticks(w)).sum::<u64>();
+    let after_ticks = bench::session::tree_cpu_ticks(pid);
     assert!(
         after_ticks.saturating_sub(before) < 20,
         "the server and its workers still burn CPU after the suite: {} ticks in 1 s",

@@ -474,45 +474,6 @@ impl rmcp::ClientHandler for ProgressRecorder {
     }
 }
 
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit(')')
-        .next()
-        .unwrap_or("")
-        .split_whitespace()
-        .collect();
-    // utime and stime: fields 14 and 15 of /proc/PID/stat, 12 and 13 after the command.
-    fields
-        .get(11)
-        .and_then(|u| u.parse::<u64>().ok())
-        .unwrap_or(0)
-        + fields
-            .get(12)
-            .and_then(|s| s.parse::<u64>().ok())
-            .unwrap_or(0)
-}
-
-/// CPU ticks of a process and its live children (the sandbox worker processes).
-fn tree_ticks(pid: u32) -> u64 {
-    let children: u64 = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|child| {
-            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
-            // The parent's pid: field 4, the second after the command.
-            stat.rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().nth(1))
-                == Some(pid.to_string().as_str())
-        })
-        .map(cpu_ticks)
-        .sum();
-    cpu_ticks(pid) + children
-}
-
 #[tokio::test]
 async fn progress_is_notified_and_cancellation_stops_the_program() {
     let command = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubecode")).configure(|cmd| {
@@ -553,17 +514,17 @@ async fn progress_is_notified_and_cancellation_stops_the_program() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let busy_before = tree_ticks(pid);
+    let busy_before = bench::session::tree_cpu_ticks(pid);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(
-        tree_ticks(pid).saturating_sub(busy_before) >= 20,
+        bench::session::tree_cpu_ticks(pid).saturating_sub(busy_before) >= 20,
         "the program is running before the cancel"
     );
     handle.cancel(Some("test".into())).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_before = tree_ticks(pid);
+    let idle_before = bench::session::tree_cpu_ticks(pid);
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    let used = tree_ticks(pid).saturating_sub(idle_before);
+    let used = bench::session::tree_cpu_ticks(pid).saturating_sub(idle_before);
     assert!(
         used < 20,
         "the cancelled program still runs: {used} ticks in 1 s"

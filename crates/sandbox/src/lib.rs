@@ -131,7 +131,8 @@ impl RunError {
         }
     }
 
-    fn simple(name: &str, message: &str) -> RunError {
+    /// An error with a name and a message only.
+    pub(crate) fn simple(name: &str, message: &str) -> RunError {
         RunError {
             name: name.into(),
             message: message.into(),

@@ -140,18 +140,7 @@ impl Pool {
 }
 
 fn failed(name: &str, message: String) -> RunOutput {
-    RunOutput::failed(
-        RunError {
-            name: name.into(),
-            message,
-            line: None,
-            column: None,
-            code: None,
-            source: None,
-        },
-        Vec::new(),
-        Vec::new(),
-    )
+    RunOutput::failed(RunError::simple(name, &message), Vec::new(), Vec::new())
 }
 
 /// A call's result as it crosses the pipe: JSON text, or a list's items one per line
@@ -267,7 +256,7 @@ async fn drive(
                 let _ = w.child.start_kill();
                 break RunOutput::failed(
                     if cancel_sent {
-                        RunError { code: None, ..failed_error("Cancelled", "the client cancelled the run") }
+                        RunError::simple("Cancelled", "the client cancelled the run")
                     } else {
                         RunError::limit_exceeded(format!(
                             "the wall-clock limit ({} ms) was exceeded: the program was stopped; fetch less, filter on the server (labelSelector, fieldSelector, tailLines), or avoid long loops and sleeps",
@@ -297,22 +286,11 @@ async fn drive(
     outcome
 }
 
-fn failed_error(name: &str, message: &str) -> RunError {
-    RunError {
-        name: name.into(),
-        message: message.into(),
-        line: None,
-        column: None,
-        code: None,
-        source: None,
-    }
-}
-
 /// Why a worker ended without a result, from its exit status.
 async fn died(child: &mut Child, limits: &Limits) -> RunOutput {
     let status = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
     let error = match status.ok().and_then(Result::ok) {
-        Some(s) if s.signal() == Some(libc::SIGSYS) => failed_error(
+        Some(s) if s.signal() == Some(libc::SIGSYS) => RunError::simple(
             "SecurityError",
             "the program tried a system call the sandbox forbids, and was stopped",
         ),
@@ -331,11 +309,11 @@ async fn died(child: &mut Child, limits: &Limits) -> RunOutput {
                 limits.memory / (1024 * 1024)
             ))
         }
-        Some(s) => failed_error(
+        Some(s) => RunError::simple(
             "InternalError",
             &format!("the sandbox process ended unexpectedly ({s})"),
         ),
-        None => failed_error("InternalError", "the sandbox process stopped answering"),
+        None => RunError::simple("InternalError", "the sandbox process stopped answering"),
     };
     RunOutput::failed(error, Vec::new(), Vec::new())
 }

@@ -151,6 +151,20 @@ const MAX_HEADER: usize = 1024 * 1024;
 /// The most a payload may hold.
 pub const MAX_PAYLOAD: usize = 512 * 1024 * 1024;
 
+/// Parses a header line and checks its payload's length against the cap.
+fn header(line: &[u8]) -> std::io::Result<(Header, usize)> {
+    let header: Header = serde_json::from_slice(line)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    let len = header.payload_len();
+    if len > MAX_PAYLOAD {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a payload of {len} bytes is over the {MAX_PAYLOAD}-byte cap"),
+        ));
+    }
+    Ok((header, len))
+}
+
 /// Writes one message.
 pub fn write(out: &mut impl Write, header: &Header, payload: &[u8]) -> std::io::Result<()> {
     let mut line = serde_json::to_vec(header).map_err(std::io::Error::other)?;
@@ -167,15 +181,7 @@ pub fn read(input: &mut impl BufRead) -> std::io::Result<Option<(Header, Vec<u8>
     if n == 0 {
         return Ok(None);
     }
-    let header: Header = serde_json::from_slice(&line)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-    let len = header.payload_len();
-    if len > MAX_PAYLOAD {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("a payload of {len} bytes is over the {MAX_PAYLOAD}-byte cap"),
-        ));
-    }
+    let (header, len) = header(&line)?;
     let mut payload = vec![0; len];
     input.read_exact(&mut payload)?;
     Ok(Some((header, payload)))
@@ -185,7 +191,7 @@ pub fn read(input: &mut impl BufRead) -> std::io::Result<Option<(Header, Vec<u8>
 pub mod nonblocking {
     use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-    use super::{Header, MAX_HEADER, MAX_PAYLOAD};
+    use super::{Header, MAX_HEADER};
 
     /// Writes one message.
     pub async fn write(
@@ -212,15 +218,7 @@ pub mod nonblocking {
         if n == 0 {
             return Ok(None);
         }
-        let header: Header = serde_json::from_slice(&line)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-        let len = header.payload_len();
-        if len > MAX_PAYLOAD {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("a payload of {len} bytes is over the {MAX_PAYLOAD}-byte cap"),
-            ));
-        }
+        let (header, len) = super::header(&line)?;
         let mut payload = vec![0; len];
         input.read_exact(&mut payload).await?;
         Ok(Some((header, payload)))

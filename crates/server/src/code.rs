@@ -70,7 +70,8 @@ The body runs as an async function: use top-level await and return. Every tools.
 Promise.all for parallel calls). Globals: tools, console, sleep(ms), state (get/set/keys/delete, kept per session) \
 and ECMAScript built-ins; no require, import, fetch or timers. Filter, join and summarize in the program and \
 return a small JSON value. Errors from calls carry e.code (NotFound, Forbidden, BadInput, ...). Secret values are \
-[secret:FINGERPRINT] tokens. Functions (tools.describe(path) gives full types):\n";
+[secret:FINGERPRINT] tokens wherever they appear (Secrets, env, logs, ConfigMaps, in any encoding): equal tokens mean \
+equal values within one MCP session. Functions (tools.describe(path) gives full types):\n";
 
 const SEARCH_TOOLS: &str = "Find sandbox functions by keywords (e.g. \"logs crash\", \"helm values\"); returns \
 their paths, summaries, signatures and TypeScript declarations.";

@@ -81,7 +81,8 @@ impl KubecodeServer {
 const INSTRUCTIONS: &str = "kubecode diagnoses Kubernetes clusters read-only. In code mode write one program for \
 run_code that calls tools.kubernetes.* and tools.helm.*, filters the data and returns only the answer. In tools \
 mode each kube_* and helm_* tool wraps one API call; narrow calls with namespace, labelSelector, fieldSelector, \
-limit, tailLines and grep. Secret values appear as [secret:FINGERPRINT] tokens: equal tokens mean equal values.";
+limit, tailLines and grep. Secret values appear as [secret:FINGERPRINT] tokens wherever they appear (Secrets, env, \
+logs, ConfigMaps, in any encoding): equal tokens mean equal values within one MCP session.";
 
 impl ServerHandler for KubecodeServer {
     fn get_info(&self) -> ServerConfig {

@@ -300,8 +300,8 @@ impl Redactor {
     }
 }
 
-/// Every form in which a value is searched for: plaintext, base64 (padding dropped, so it
-/// also matches unpadded copies), URL encodings and JSON escaping. Empty for values that
+/// Every form in which a value is searched for: plaintext, base64 (with and without its
+/// padding), URL encodings and JSON escaping. Empty for values that
 /// are too short, too long, or equal to their namespace's name (which every object shows).
 fn searched_forms(plaintext: &[u8], namespace: &str) -> Vec<String> {
     if plaintext.len() > MAX_SECRET_LEN {
@@ -329,7 +329,10 @@ fn searched_forms(plaintext: &[u8], namespace: &str) -> Vec<String> {
         base64::engine::general_purpose::URL_SAFE,
     ];
     for engine in engines {
-        forms.push(engine.encode(plaintext).trim_end_matches('=').to_string());
+        // Padded, so the token swallows the `=`s; unpadded, for copies without them.
+        let encoded = engine.encode(plaintext);
+        forms.push(encoded.trim_end_matches('=').to_string());
+        forms.push(encoded);
     }
     forms.sort();
     forms.dedup();
@@ -412,6 +415,11 @@ mod tests {
         let text = v.to_string();
         assert!(!leaks(&text), "{text}");
         assert!(v["log"].as_str().unwrap().contains(&token), "{v}");
+        assert_eq!(
+            v["annotation"],
+            format!("pw {token}"),
+            "the padding goes with the value"
+        );
         assert_eq!(
             v["namespace"], "payments",
             "a value equal to its namespace is not hunted"
