@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use confine::supported as seccomp_supported;
-pub use pool::{Pool, WorkerCommand};
+pub use pool::{Isolation, Pool, WorkerCommand};
 pub use state::State;
 pub use strip::{SyntaxError, strip};
 

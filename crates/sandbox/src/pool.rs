@@ -19,6 +19,33 @@ use crate::wire::{self, Header, WireLimits};
 use crate::worker::{RunDone, RunRequest};
 use crate::{Control, Host, HostValue, Limits, RunError, RunOutput, State, WATCHDOG_GRACE};
 
+/// Where programs run (CONTRACT §3.4).
+#[derive(Debug, Clone)]
+pub enum Isolation {
+    /// In a confined worker process from this pool, killed when it overruns.
+    Process(Arc<Pool>),
+    /// On a thread of the calling process: no system-call filter, and a program stuck in a
+    /// built-in keeps a thread busy until it returns.
+    InProcess,
+}
+
+impl Isolation {
+    /// Runs a program where this says. Never panics into the caller.
+    pub async fn run(
+        &self,
+        program: &str,
+        host: Arc<dyn Host>,
+        state: State,
+        limits: Limits,
+        control: Control,
+    ) -> RunOutput {
+        match self {
+            Isolation::Process(pool) => pool.run(program, host, state, limits, control).await,
+            Isolation::InProcess => crate::run(program, host, state, limits, control).await,
+        }
+    }
+}
+
 /// How to start a worker: a program and its arguments (`kubecode sandbox-worker`).
 #[derive(Debug, Clone)]
 pub struct WorkerCommand {

@@ -210,7 +210,7 @@ impl Session {
     /// Learns the Secrets of the namespaces a call touches, once per session: the call's
     /// namespace (or the context's), or every namespace for `allNamespaces`.
     async fn learn_scope(&self, f: &Function, args: &Value) {
-        if !f.parameters().iter().any(|p| p == "namespace") {
+        if f.input_schema.pointer("/properties/namespace").is_none() {
             return;
         }
         let cluster = self.server().cluster();

@@ -238,10 +238,8 @@ impl Session {
             cancel: cancel.clone(),
         });
         let state = self.state().clone();
-        let out = match self.server().isolation() {
-            crate::Isolation::Process(pool) => pool.run(code, host, state, limits, control).await,
-            crate::Isolation::InProcess => sandbox::run(code, host, state, limits, control).await,
-        };
+        let isolation = self.server().isolation();
+        let out = isolation.run(code, host, state, limits, control).await;
         // Calls still in flight when the program ended are of no use to anyone.
         cancel.cancel();
         watcher.abort();

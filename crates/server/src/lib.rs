@@ -29,7 +29,8 @@ use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 pub use call::{CallError, Caller, Session, Shaped};
 pub use code::{CatalogHost, RunReport};
 pub use registry::CallEnv;
-pub use state::{CallCount, Isolation, Options, Records, ServerState};
+pub use sandbox::Isolation;
+pub use state::{CallCount, Options, Records, ServerState};
 
 /// The built-in health scan program (`kubecode demo`, and the prompt's first example).
 pub const HEALTH_SCAN: &str = guide::EXAMPLES[0].1;

@@ -23,7 +23,7 @@ pub struct Options {
     /// wall-clock limit), which bounds the server's memory under load.
     pub max_concurrent_runs: usize,
     /// Where programs run.
-    pub isolation: Isolation,
+    pub isolation: sandbox::Isolation,
 }
 
 impl Default for Options {
@@ -32,19 +32,9 @@ impl Default for Options {
             mode: Mode::Code,
             limits: sandbox::Limits::default(),
             max_concurrent_runs: 8,
-            isolation: Isolation::InProcess,
+            isolation: sandbox::Isolation::InProcess,
         }
     }
-}
-
-/// Where programs run (CONTRACT §3.4).
-#[derive(Debug, Clone)]
-pub enum Isolation {
-    /// In a confined worker process from this pool, killed when it overruns.
-    Process(std::sync::Arc<sandbox::Pool>),
-    /// On a thread of the server process: no system-call filter, and a program stuck in a
-    /// built-in keeps a thread busy until it returns.
-    InProcess,
 }
 
 /// The server's shared state. Sessions are made from it with [`ServerState::session`].
@@ -55,7 +45,7 @@ pub struct ServerState {
     limits: sandbox::Limits,
     run_slots: tokio::sync::Semaphore,
     run_slot_count: usize,
-    isolation: Isolation,
+    isolation: sandbox::Isolation,
     registry: Registry,
     policy: Policy,
     records: Records,
@@ -144,7 +134,7 @@ impl ServerState {
     }
 
     /// Where programs run.
-    pub fn isolation(&self) -> &Isolation {
+    pub fn isolation(&self) -> &sandbox::Isolation {
         &self.isolation
     }
 

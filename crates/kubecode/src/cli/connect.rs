@@ -55,29 +55,35 @@ pub enum SandboxKind {
     InProcess,
 }
 
+/// The isolation of a `--sandbox` choice: a process pool keeping `warm` workers ready, which
+/// needs seccomp (refused, with what the alternative gives up, where the kernel lacks it).
+pub fn isolation(kind: SandboxKind, warm: usize) -> anyhow::Result<server::Isolation> {
+    match kind {
+        SandboxKind::InProcess => {
+            tracing::warn!("{IN_PROCESS}");
+            Ok(server::Isolation::InProcess)
+        }
+        SandboxKind::Process => {
+            if !sandbox::seccomp_supported() {
+                anyhow::bail!(
+                    "this kernel does not offer seccomp, which sandbox processes need; pass --sandbox in-process to run programs inside the server process instead ({IN_PROCESS})"
+                );
+            }
+            let command = sandbox::WorkerCommand::current_exe(&[crate::WORKER_COMMAND])?;
+            let pool = sandbox::Pool::new(command, warm);
+            pool.fill();
+            Ok(server::Isolation::Process(pool))
+        }
+    }
+}
+
 /// What `--sandbox in-process` gives up, said when the server starts that way.
 const IN_PROCESS: &str = "--sandbox in-process: programs run on threads of this process, with no system-call filter between an interpreter bug and the cluster credentials, and a program stuck in a built-in keeps its thread busy after its time limit";
 
 impl LimitArgs {
     /// Where programs run, checked against this kernel; `warm` workers are kept ready.
     pub fn isolation(&self, warm: usize) -> anyhow::Result<server::Isolation> {
-        match self.sandbox {
-            SandboxKind::InProcess => {
-                tracing::warn!("{IN_PROCESS}");
-                Ok(server::Isolation::InProcess)
-            }
-            SandboxKind::Process => {
-                if !sandbox::seccomp_supported() {
-                    anyhow::bail!(
-                        "this kernel does not offer seccomp, which sandbox processes need; pass --sandbox in-process to run programs inside the server process instead ({IN_PROCESS})"
-                    );
-                }
-                let command = sandbox::WorkerCommand::current_exe(&[crate::WORKER_COMMAND])?;
-                let pool = sandbox::Pool::new(command, warm);
-                pool.fill();
-                Ok(server::Isolation::Process(pool))
-            }
-        }
+        isolation(self.sandbox, warm)
     }
 
     /// The limits these flags set.

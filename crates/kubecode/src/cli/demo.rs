@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde_json::Value;
 
-use super::connect::{Connection, Target};
+use super::connect::{Connection, SandboxKind, Target, isolation};
 
 /// The health scan program: the first worked example of the code-mode prompt.
 const HEALTH_SCAN: &str = server::HEALTH_SCAN;
@@ -62,12 +62,13 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         context: None,
         demo: true,
     };
-    let isolation = if sandbox::seccomp_supported() {
-        let command = sandbox::WorkerCommand::current_exe(&[crate::WORKER_COMMAND])?;
-        server::Isolation::Process(sandbox::Pool::new(command, 0))
+    // The demo runs wherever it can: in a sandbox process where the kernel has seccomp.
+    let kind = if sandbox::seccomp_supported() {
+        SandboxKind::Process
     } else {
-        server::Isolation::InProcess
+        SandboxKind::InProcess
     };
+    let isolation = isolation(kind, 0)?;
     let options = server::Options {
         isolation,
         ..server::Options::default()
