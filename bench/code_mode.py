@@ -47,10 +47,13 @@ def status_mib(pid, field):
     return float("nan")
 
 
+SERVE_ARGS = []  # more `serve` flags (--serve-arg), e.g. --sandbox in-process
+
+
 def params(binary, kubeconfig):
     return StdioServerParameters(
         command=binary,
-        args=["serve", "--mode", "code", "--kubeconfig", kubeconfig],
+        args=["serve", "--mode", "code", "--kubeconfig", kubeconfig, *SERVE_ARGS],
         env={"PATH": os.environ.get("PATH", ""), "KUBECODE_LOG": "warn"},
     )
 
@@ -73,7 +76,7 @@ async def trivial(binary, kubeconfig, runs):
 def raw_trivial(binary, kubeconfig, runs):
     """The same round trip from a minimal JSON-RPC client: the server's own cost, without the
     SDK's first-call set-up (it builds an output-schema validator on its first tool call)."""
-    p = subprocess.Popen([binary, "serve", "--mode", "code", "--kubeconfig", kubeconfig],
+    p = subprocess.Popen([binary, "serve", "--mode", "code", "--kubeconfig", kubeconfig, *SERVE_ARGS],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                          env={"PATH": os.environ.get("PATH", ""), "KUBECODE_LOG": "warn"})
 
@@ -122,7 +125,10 @@ async def main():
     p.add_argument("--big-kubeconfig", required=True)
     p.add_argument("--runs", type=int, default=50)
     p.add_argument("--scan-runs", type=int, default=3)
+    p.add_argument("--serve-arg", action="append", default=[],
+                   help="one more `kubecode serve` argument (repeatable), e.g. --serve-arg=--sandbox --serve-arg=in-process")
     args = p.parse_args()
+    SERVE_ARGS.extend(args.serve_arg)
     times = await trivial(args.binary, args.demo_kubeconfig, args.runs)
     print(f"Code-mode benchmark (official Python SDK client over stdio)")
     print(f"  run_code `return 1 + 1` round trip: first {times[0]:.2f} ms, "
@@ -139,4 +145,5 @@ async def main():
           f"{len(answer)} characters returned); server peak RSS {peak:.0f} MiB")
 
 
-asyncio.run(main())
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -106,7 +106,7 @@ impl sandbox::Host for EchoHost {
     fn functions(&self) -> Vec<String> {
         vec!["bench.echo".into()]
     }
-    fn call(&self, _path: &str, args: Value) -> sandbox::CallFuture {
+    fn call(&self, _path: &str, args: Value, _ahead: sandbox::ItemBatches) -> sandbox::CallFuture {
         Box::pin(async move { Ok(sandbox::HostValue::Json(args)) })
     }
     fn search(&self, _query: &str, _limit: usize) -> Value {

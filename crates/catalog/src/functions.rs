@@ -127,7 +127,7 @@ fn list<'a>(c: &'a Cluster, args: Value, items: ItemSink<'a>) -> HandlerFuture<'
     // Streamed: each object is shaped as its page arrives, and the list is never held whole.
     Box::pin(async move {
         let q = parse::<ListQuery>("kubernetes.list", args)?;
-        Ok(Reply::Streamed(c.list_each(&q, items).await?))
+        Ok(Reply::Streamed(c.list_each_text(&q, items).await?))
     })
 }
 

@@ -30,9 +30,10 @@ pub enum Reply {
 /// The future a handler returns.
 pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Result<Reply, ClusterError>> + Send + 'a>>;
 
-/// Receives a list's items one by one as their pages arrive, so that a large list is shaped
-/// item by item and never held whole.
-pub type ItemSink<'a> = &'a mut (dyn FnMut(Value) + Send);
+/// Receives a list's items one by one as their pages arrive, each as the compact JSON text of
+/// one object, so that a large list is shaped item by item, never held whole, and never
+/// decoded unless shaping must change an object.
+pub type ItemSink<'a> = &'a mut (dyn FnMut(String) + Send);
 
 /// Runs a function: validated arguments in, contract-shaped JSON (or streamed items) out.
 pub type Handler = for<'a> fn(&'a Cluster, Value, ItemSink<'a>) -> HandlerFuture<'a>;

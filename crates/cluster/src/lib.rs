@@ -9,6 +9,7 @@ mod error;
 mod helm;
 mod kubeconfig;
 mod logs;
+mod raw;
 mod reads;
 mod transport;
 

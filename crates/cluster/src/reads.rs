@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::discovery::ApiResource;
 use crate::error::{ClusterError, ErrorKind, Result};
+use crate::raw::{Page, PageHead, tidy_text};
 use crate::{Cluster, Context};
 
 /// Arguments of `kubernetes.list`.
@@ -211,8 +212,12 @@ impl Cluster {
         sel: &Selection<'_>,
     ) -> Result<Vec<Value>> {
         let mut items = Vec::new();
-        self.list_pages(ctx, r, sel, &mut |item| items.push(item))
-            .await?;
+        self.list_pages(ctx, r, sel, &mut |text| {
+            if let Ok(v) = serde_json::from_str(&text) {
+                items.push(v)
+            }
+        })
+        .await?;
         Ok(items)
     }
 
@@ -223,6 +228,22 @@ impl Cluster {
         &self,
         q: &ListQuery,
         sink: &mut (dyn FnMut(Value) + Send),
+    ) -> Result<usize> {
+        self.list_each_text(q, &mut |text| {
+            if let Ok(v) = serde_json::from_str(&text) {
+                sink(v)
+            }
+        })
+        .await
+    }
+
+    /// Like [`Cluster::list_each`], with each object as compact JSON text, tidied
+    /// (`kind`/`apiVersion` filled in, `managedFields` dropped) but never decoded: the
+    /// fast path for large lists.
+    pub async fn list_each_text(
+        &self,
+        q: &ListQuery,
+        sink: &mut (dyn FnMut(String) + Send),
     ) -> Result<usize> {
         let ctx = self.context(q.context.as_deref()).await?;
         let r = self.resolve(&ctx, &q.kind).await?;
@@ -236,15 +257,15 @@ impl Cluster {
         self.list_pages(&ctx, &r, &sel, sink).await
     }
 
-    /// Follows a list's pages. The next page is requested (and decoded, on another thread)
-    /// while the objects of the current one go to `sink`: the API server and the caller's
-    /// shaping work at the same time instead of taking turns.
+    /// Follows a list's pages. The next page is requested, parsed and tidied on another
+    /// task while the objects of the current one go to `sink`: the API server, this task and
+    /// the caller's shaping work at the same time instead of taking turns.
     async fn list_pages(
         &self,
         ctx: &Arc<Context>,
         r: &ApiResource,
         sel: &Selection<'_>,
-        sink: &mut (dyn FnMut(Value) + Send),
+        sink: &mut (dyn FnMut(String) + Send),
     ) -> Result<usize> {
         let cap = ctx.transport.limits().list_cap;
         let wanted = sel.limit.map(|l| l as usize).filter(|l| *l > 0);
@@ -258,60 +279,70 @@ impl Cluster {
             ]);
             format!("{path}?{q}")
         };
+        // A page's fetch says its continue token as soon as the body is in (a quick read of
+        // the page's metadata), so the next page is requested before this one's objects are
+        // parsed and tidied.
         let fetch = |url: String| {
-            let ctx = ctx.clone();
-            tokio::spawn(async move { ctx.transport.get_json(&url).await })
-        };
-        let mut count = 0usize;
-        let mut next = Some(fetch(page_url(wanted.unwrap_or(cap + 1), None)));
-        loop {
-            let Some(pending) = next.take() else {
-                return Ok(count);
-            };
-            let page = pending
-                .await
-                .map_err(|e| {
+            let (ctx, r) = (ctx.clone(), r.clone());
+            let (token_tx, token_rx) = tokio::sync::oneshot::channel();
+            let page = tokio::spawn(async move {
+                let body = ctx.transport.get(&url).await?;
+                let unreadable = |e: serde_json::Error| {
                     ClusterError::new(
                         ErrorKind::Unavailable,
-                        format!("listing {path} failed: {e}"),
+                        format!("{url} did not answer with a list: {e}"),
                     )
-                })?
-                .map_err(|e| {
-                    if e.kind == ErrorKind::NotFound {
-                        ClusterError::not_found(format!(
-                            "{} (listing {} at {path})",
-                            e.message, r.name
-                        ))
-                    } else {
-                        e
-                    }
-                })?;
-            let Value::Object(mut page) = page else {
-                return Err(ClusterError::new(
-                    ErrorKind::Unavailable,
-                    format!("{path} did not answer with a list"),
+                };
+                let head: PageHead = serde_json::from_slice(&body).map_err(unreadable)?;
+                let _ = token_tx.send(head.continue_token());
+                let page: Page = serde_json::from_slice(&body).map_err(unreadable)?;
+                drop(body);
+                let items: Vec<String> = page
+                    .into_items()
+                    .iter()
+                    .map(|item| tidy_text(item, &r))
+                    .collect();
+                Ok::<_, ClusterError>(items)
+            });
+            (token_rx, page)
+        };
+        let failed = |e: tokio::task::JoinError| {
+            ClusterError::new(
+                ErrorKind::Unavailable,
+                format!("listing {path} failed: {e}"),
+            )
+        };
+        let not_found = |e: ClusterError| {
+            if e.kind == ErrorKind::NotFound {
+                ClusterError::not_found(format!("{} (listing {} at {path})", e.message, r.name))
+            } else {
+                e
+            }
+        };
+        // `room`: how many more objects the caller takes (the cap plus one, to notice a list
+        // over the cap); each page asks for at most 500 of them.
+        let room = |count: usize| wanted.unwrap_or(cap + 1).saturating_sub(count);
+        let more_wanted = |count: usize| wanted.is_none_or(|w| count < w) && count <= cap;
+        let mut count = 0usize;
+        let mut next = Some((room(0).min(500), fetch(page_url(room(0), None))));
+        while let Some((asked, (token, pending))) = next.take() {
+            // No token: the last page, or a failed fetch (its error comes with the page).
+            let token = token.await.ok().flatten();
+            // The next page is requested now, as if this one were full (it is, unless a field
+            // selector thinned it; then it is requested below once the count is known).
+            let assumed = count + asked;
+            if let Some(t) = token.clone().filter(|_| more_wanted(assumed)) {
+                next = Some((
+                    room(assumed).min(500),
+                    fetch(page_url(room(assumed), Some(t))),
                 ));
-            };
-            let items = match page.remove("items") {
-                Some(Value::Array(items)) => items,
-                _ => Vec::new(),
-            };
+            }
+            let items = pending.await.map_err(failed)?.map_err(not_found)?;
             let taking = wanted.map_or(items.len(), |w| items.len().min(w - count));
-            let after = count + taking;
-            let token = page
-                .get("metadata")
-                .and_then(|m| m.get("continue"))
-                .and_then(Value::as_str)
-                .filter(|c| !c.is_empty())
-                .map(str::to_string);
-            let more = token.is_some() && wanted.is_none_or(|w| after < w) && after <= cap;
-            if more {
-                next = Some(fetch(page_url(wanted.unwrap_or(cap + 1) - after, token)));
-            }
             for item in items.into_iter().take(taking) {
-                sink(tidy(item, r));
+                sink(item);
             }
-            count = after;
+            count += taking;
             if count > cap {
                 return Err(ClusterError::new(
                     ErrorKind::LimitExceeded {
@@ -324,10 +355,13 @@ impl Cluster {
                     ),
                 ));
             }
-            if !more {
-                return Ok(count);
+            if next.is_none()
+                && let Some(t) = token.filter(|_| more_wanted(count))
+            {
+                next = Some((room(count).min(500), fetch(page_url(room(count), Some(t)))));
             }
         }
+        Ok(count)
     }
 
     /// Gets one object.

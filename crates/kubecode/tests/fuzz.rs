@@ -56,7 +56,7 @@ impl sandbox::Host for Echo {
     fn functions(&self) -> Vec<String> {
         vec!["bench.echo".into(), "kubernetes.list".into()]
     }
-    fn call(&self, _path: &str, args: Value) -> sandbox::CallFuture {
+    fn call(&self, _path: &str, args: Value, _ahead: sandbox::ItemBatches) -> sandbox::CallFuture {
         Box::pin(async move { Ok(sandbox::HostValue::Json(json!([args]))) })
     }
     fn search(&self, _query: &str, _limit: usize) -> Value {

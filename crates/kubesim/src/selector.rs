@@ -129,6 +129,11 @@ impl LabelSelector {
 
     /// Whether an object's labels satisfy every requirement.
     pub fn matches(&self, object: &Value) -> bool {
+        // A list without a selector checks every object of the collection (the remaining
+        // count): no lookups then.
+        if self.requirements.is_empty() {
+            return true;
+        }
         let labels = object
             .pointer("/metadata/labels")
             .and_then(Value::as_object);
@@ -241,6 +246,9 @@ impl FieldSelector {
 
     /// Whether an object satisfies every term.
     pub fn matches(&self, object: &Value) -> bool {
+        if self.terms.is_empty() {
+            return true;
+        }
         self.terms.iter().all(|(field, equal, value)| {
             let path = match field.as_str() {
                 "source" => "/source/component".to_string(),

@@ -6,6 +6,7 @@
 //! output size are limited (CONTRACT §3.4).
 
 mod confine;
+mod lazy;
 mod pool;
 mod run;
 mod state;
@@ -45,6 +46,12 @@ impl From<Value> for HostValue {
     }
 }
 
+/// Receives a list's items ahead of the call's result, a batch at a time, as the host shapes
+/// them: the program's side turns each batch into objects while the host fetches the next
+/// page. The result then holds only the items not sent ahead; if the call fails, the batches
+/// sent ahead are dropped.
+pub type ItemBatches = Box<dyn FnMut(Vec<String>) + Send>;
+
 /// The future of a tool call: the result, or `(code, message)`.
 pub type CallFuture = Pin<Box<dyn Future<Output = Result<HostValue, (String, String)>> + Send>>;
 
@@ -52,8 +59,9 @@ pub type CallFuture = Pin<Box<dyn Future<Output = Result<HostValue, (String, Str
 pub trait Host: Send + Sync + 'static {
     /// The dotted paths of every function (`kubernetes.list`).
     fn functions(&self) -> Vec<String>;
-    /// Calls a function with JSON arguments.
-    fn call(&self, path: &str, args: Value) -> CallFuture;
+    /// Calls a function with JSON arguments. A host that returns [`HostValue::Items`] may
+    /// send leading items to `ahead` first.
+    fn call(&self, path: &str, args: Value, ahead: ItemBatches) -> CallFuture;
     /// `tools.search`: ranked `{path, summary, signature}` entries.
     fn search(&self, query: &str, limit: usize) -> Value;
     /// `tools.describe`: the TypeScript declaration of a function, if it exists.

@@ -238,8 +238,13 @@ async fn drive(
                 Ok(Some((Header::Call { id, path, .. }, payload))) => {
                     let args = serde_json::from_slice(&payload).unwrap_or(serde_json::Value::Null);
                     let (host, tx) = (host.clone(), tx.clone());
+                    let items_tx = tx.clone();
+                    let ahead: crate::ItemBatches = Box::new(move |items: Vec<String>| {
+                        let payload = items.join("\n").into_bytes();
+                        let _ = items_tx.send((Header::Items { id, len: payload.len() }, payload));
+                    });
                     calls.spawn(async move {
-                        let header = match host.call(&path, args).await {
+                        let header = match host.call(&path, args, ahead).await {
                             Ok(v) => {
                                 let (payload, items) = result_payload(v);
                                 let len = payload.len();

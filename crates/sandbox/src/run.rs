@@ -9,6 +9,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use rquickjs::context::EvalOptions;
+use rquickjs::object::Property;
 use rquickjs::{Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value as JsValue};
 use serde_json::Value;
 
@@ -22,6 +23,8 @@ enum Completion {
         ms: u64,
         result: Result<crate::HostValue, (String, String)>,
     },
+    /// Leading items of a call's list result.
+    Items { id: u64, items: Vec<String> },
 }
 
 type Resolvers = (Persistent<Function<'static>>, Persistent<Function<'static>>);
@@ -38,6 +41,10 @@ struct Pending {
     log_chars: usize,
     limit: Option<RunError>,
     memory_limit: usize,
+    /// `defineLazy` of [`crate::lazy::LAZY_JS`], once the prelude has run.
+    define_lazy: Option<Persistent<Function<'static>>>,
+    /// The objects of list results received ahead of their call's result.
+    ahead: HashMap<u64, Persistent<rquickjs::Array<'static>>>,
 }
 
 fn limit_error(limit: &str, value: impl std::fmt::Display, advice: &str) -> RunError {
@@ -102,6 +109,8 @@ fn execute_inner(job: &Job, started: Instant, deadline: Instant) -> rquickjs::Re
         let mut p = pending.borrow_mut();
         p.resolvers.clear();
         p.timers.clear();
+        p.define_lazy = None;
+        p.ahead.clear();
     }
     rt.set_interrupt_handler(None);
     drop(ctx);
@@ -281,7 +290,11 @@ fn install<'js>(
             handle.spawn(async move {
                 let _permit = sem.acquire_owned().await;
                 let started = Instant::now();
-                let result = host.call(&path, args).await;
+                let items_tx = tx.clone();
+                let ahead: crate::ItemBatches = Box::new(move |items| {
+                    let _ = items_tx.send(Completion::Items { id, items });
+                });
+                let result = host.call(&path, args, ahead).await;
                 let _ = tx.send(Completion::Call { id, ms: started.elapsed().as_millis() as u64, result });
             });
             Ok(promise)
@@ -387,6 +400,26 @@ fn install<'js>(
         "__state_delete",
         Function::new(ctx.clone(), move |key: String| s.delete(&key))?,
     )?;
+    let p = pending.clone();
+    g.set(
+        "__materialize",
+        Function::new(
+            ctx.clone(),
+            move |ctx: Ctx<'js>, text: String| -> rquickjs::Result<JsValue<'js>> {
+                let define = p.borrow().define_lazy.clone();
+                match define {
+                    Some(define) => crate::lazy::materialize(&ctx, &define.restore(&ctx)?, &text),
+                    None => ctx.json_parse(text),
+                }
+            },
+        )?,
+    )?;
+    let mut options = EvalOptions::default();
+    options.filename = Some("lazy.js".into());
+    let _: JsValue = ctx.eval_with_options(crate::lazy::LAZY_JS, options)?;
+    let define: Function = g.get("__define_lazy")?;
+    g.remove("__define_lazy")?;
+    pending.borrow_mut().define_lazy = Some(Persistent::save(ctx, define));
     let mut options = EvalOptions::default();
     options.filename = Some("prelude.js".into());
     let _: JsValue = ctx.eval_with_options(PRELUDE, options)?;
@@ -394,8 +427,67 @@ fn install<'js>(
 }
 
 fn settle(context: &Context, pending: &Rc<RefCell<Pending>>, c: Completion) {
-    let Completion::Call { id, ms, result } = c;
+    match c {
+        Completion::Items { id, items } => receive_ahead(context, pending, id, items),
+        Completion::Call { id, ms, result } => settle_call(context, pending, id, ms, result),
+    }
+}
+
+/// Turns list items into objects at the end of `array` (large members left to be parsed on
+/// first read).
+fn append_items<'js>(
+    ctx: &Ctx<'js>,
+    pending: &Rc<RefCell<Pending>>,
+    array: &rquickjs::Array<'js>,
+    items: Vec<String>,
+) -> rquickjs::Result<()> {
+    let define = pending.borrow().define_lazy.clone();
+    let define = define.map(|d| d.restore(ctx)).transpose()?;
+    for (index, text) in (array.len()..).zip(items) {
+        let item = match &define {
+            Some(define) => crate::lazy::materialize(ctx, define, &text)?,
+            None => ctx.json_parse(text)?,
+        };
+        array.set(index, item)?;
+    }
+    Ok(())
+}
+
+/// Items of a list that arrive ahead of the call's result become objects now, while the
+/// host fetches the next page.
+fn receive_ahead(context: &Context, pending: &Rc<RefCell<Pending>>, id: u64, items: Vec<String>) {
+    if !pending.borrow().resolvers.contains_key(&id) {
+        return;
+    }
+    context.with(|ctx| {
+        let outcome = (|| -> rquickjs::Result<()> {
+            let earlier = pending.borrow_mut().ahead.remove(&id);
+            let array = match earlier {
+                Some(a) => a.restore(&ctx)?,
+                None => rquickjs::Array::new(ctx.clone())?,
+            };
+            append_items(&ctx, pending, &array, items)?;
+            pending
+                .borrow_mut()
+                .ahead
+                .insert(id, Persistent::save(&ctx, array));
+            Ok(())
+        })();
+        if let Err(e) = outcome {
+            handover_failed(&ctx, pending, e);
+        }
+    });
+}
+
+fn settle_call(
+    context: &Context,
+    pending: &Rc<RefCell<Pending>>,
+    id: u64,
+    ms: u64,
+    result: Result<crate::HostValue, (String, String)>,
+) {
     let removed = pending.borrow_mut().resolvers.remove(&id);
+    let earlier = pending.borrow_mut().ahead.remove(&id);
     let Some((resolve, reject)) = removed else {
         return;
     };
@@ -419,15 +511,11 @@ fn settle(context: &Context, pending: &Rc<RefCell<Pending>>, c: Completion) {
                     resolve.restore(&ctx)?.call::<_, ()>((v,))
                 }
                 Ok(crate::HostValue::Items(items)) => {
-                    let array = rquickjs::Array::new(ctx.clone())?;
-                    // Through serde_json rather than JSON.parse: QuickJS's JSON.parse needs markedly
-                    // more heap for the same objects (a 10,000-pod list does not fit in 128 MiB).
-                    for (i, text) in items.into_iter().enumerate() {
-                        let value: Value = serde_json::from_str(&text)
-                            .map_err(|e| rquickjs::Error::new_from_js_message("JSON", "value", e.to_string()))?;
-                        drop(text);
-                        array.set(i, to_js(&ctx, value)?)?;
-                    }
+                    let array = match earlier {
+                        Some(a) => a.restore(&ctx)?,
+                        None => rquickjs::Array::new(ctx.clone())?,
+                    };
+                    append_items(&ctx, pending, &array, items)?;
                     resolve.restore(&ctx)?.call::<_, ()>((array,))
                 }
                 Err((code, message)) => {
@@ -440,24 +528,32 @@ fn settle(context: &Context, pending: &Rc<RefCell<Pending>>, c: Completion) {
             }
         })();
         if let Err(e) = outcome {
-            // The promise can no longer settle: stop the run and say why.
-            let thrown = ctx.catch();
-            let message = thrown
-                .as_object()
-                .and_then(|o| o.get::<_, Option<String>>("message").ok().flatten())
-                .unwrap_or_else(|| e.to_string());
-            let mut p = pending.borrow_mut();
-            let memory = p.memory_limit;
-            p.limit = Some(if message.contains("out of memory") {
-                limit_error(
-                    "memory",
-                    format!("{} MiB", memory / (1024 * 1024)),
-                    "a call returned more data than the sandbox can hold; narrow it (namespace, labelSelector, fieldSelector, limit)",
-                )
-            } else {
-                RunError::simple("InternalError", &format!("the result could not be handed to the program: {message}"))
-            });
+            handover_failed(&ctx, pending, e);
         }
+    });
+}
+
+/// A result could not be handed to the program (its promise can no longer settle): stop the
+/// run and say why.
+fn handover_failed(ctx: &Ctx<'_>, pending: &Rc<RefCell<Pending>>, e: rquickjs::Error) {
+    let thrown = ctx.catch();
+    let message = thrown
+        .as_object()
+        .and_then(|o| o.get::<_, Option<String>>("message").ok().flatten())
+        .unwrap_or_else(|| e.to_string());
+    let mut p = pending.borrow_mut();
+    let memory = p.memory_limit;
+    p.limit = Some(if message.contains("out of memory") {
+        limit_error(
+            "memory",
+            format!("{} MiB", memory / (1024 * 1024)),
+            "a call returned more data than the sandbox can hold; narrow it (namespace, labelSelector, fieldSelector, limit)",
+        )
+    } else {
+        RunError::simple(
+            "InternalError",
+            &format!("the result could not be handed to the program: {message}"),
+        )
     });
 }
 
@@ -483,7 +579,16 @@ fn to_js<'js>(ctx: &Ctx<'js>, value: Value) -> rquickjs::Result<JsValue<'js>> {
         Value::Object(map) => {
             let object = Object::new(ctx.clone())?;
             for (k, v) in map {
-                object.set(k.as_str(), to_js(ctx, v)?)?;
+                let v = to_js(ctx, v)?;
+                if k == "__proto__" {
+                    // An own property, as JSON.parse makes it: `set` would replace the prototype.
+                    object.prop(
+                        k.as_str(),
+                        Property::from(v).writable().enumerable().configurable(),
+                    )?;
+                } else {
+                    object.set(k.as_str(), v)?;
+                }
             }
             object.into_value()
         }

@@ -38,6 +38,14 @@ pub enum Header {
         /// Payload length.
         len: usize,
     },
+    /// Server → worker: leading items of a list result, ahead of its `result`. Payload: each
+    /// item's JSON text on a line of its own.
+    Items {
+        /// The call.
+        id: u64,
+        /// Payload length.
+        len: usize,
+    },
     /// Server → worker: the answer to `search` or `describe`. Payload: the answer (JSON text
     /// for search, the declaration for describe; empty for none).
     Answer {
@@ -94,6 +102,7 @@ impl Header {
         match self {
             Header::Run { len, .. }
             | Header::Result { len, .. }
+            | Header::Items { len, .. }
             | Header::Answer { len, .. }
             | Header::Call { len, .. }
             | Header::Done { len } => *len,

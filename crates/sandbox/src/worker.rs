@@ -38,6 +38,8 @@ type CallReply = tokio::sync::oneshot::Sender<Result<HostValue, (String, String)
 #[derive(Default)]
 struct Waiting {
     calls: Mutex<HashMap<u64, CallReply>>,
+    /// Where each call's list items sent ahead of its result go.
+    ahead: Mutex<HashMap<u64, crate::ItemBatches>>,
     answers: Mutex<HashMap<u64, mpsc::Sender<Option<String>>>>,
 }
 
@@ -82,10 +84,11 @@ impl Host for PipeHost {
         self.functions.clone()
     }
 
-    fn call(&self, path: &str, args: Value) -> CallFuture {
+    fn call(&self, path: &str, args: Value, ahead: crate::ItemBatches) -> CallFuture {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = tokio::sync::oneshot::channel();
         lock(&self.waiting.calls).insert(id, tx);
+        lock(&self.waiting.ahead).insert(id, ahead);
         let payload = args.to_string().into_bytes();
         self.outbox.send(
             &Header::Call {
@@ -141,6 +144,11 @@ fn read_messages(
             Header::Run { .. } => {
                 let _ = runs.send((header, payload));
             }
+            Header::Items { id, .. } => {
+                if let Some(ahead) = lock(&waiting.ahead).get_mut(&id) {
+                    ahead(lines(text_of(payload)));
+                }
+            }
             Header::Result {
                 id,
                 ok,
@@ -149,14 +157,10 @@ fn read_messages(
                 message,
                 ..
             } => {
-                let text = String::from_utf8_lossy(&payload).into_owned();
+                lock(&waiting.ahead).remove(&id);
+                let text = text_of(payload);
                 let result = if ok && items {
-                    let items = if text.is_empty() {
-                        Vec::new()
-                    } else {
-                        text.split('\n').map(str::to_string).collect()
-                    };
-                    Ok(HostValue::Items(items))
+                    Ok(HostValue::Items(lines(text)))
                 } else if ok {
                     Ok(HostValue::Text(text))
                 } else {
@@ -175,6 +179,20 @@ fn read_messages(
             Header::Cancel => cancel.store(true, Ordering::SeqCst),
             _ => {}
         }
+    }
+}
+
+fn text_of(payload: Vec<u8>) -> String {
+    String::from_utf8(payload)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// A list's items, one per line (compact JSON has no raw newline).
+fn lines(text: String) -> Vec<String> {
+    if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split('\n').map(str::to_string).collect()
     }
 }
 

@@ -19,7 +19,7 @@ impl Host for TestHost {
             "test.items".into(),
         ]
     }
-    fn call(&self, path: &str, args: Value) -> CallFuture {
+    fn call(&self, path: &str, args: Value, _ahead: sandbox::ItemBatches) -> CallFuture {
         let path = path.to_string();
         Box::pin(async move {
             match path.as_str() {

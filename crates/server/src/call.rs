@@ -24,6 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::state::ServerState;
 
+/// Items of a list sent ahead of the result at a time (half a page of the API server's).
+const AHEAD_BATCH: usize = 250;
+
 /// Who is calling: named in every record (and, with per-person identity, in the audit log
 /// and the cluster's own checks).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,15 +130,20 @@ impl Session {
     }
 
     /// Calls a catalog function through every stage of the call path.
+    ///
+    /// A list's shaped items go to `ahead` in batches as they are ready, when the caller
+    /// gives one (a program turns them into objects while the next page is fetched); the
+    /// result then holds the rest.
     pub async fn invoke(
         &self,
         f: &Function,
         arguments: Option<Map<String, Value>>,
         cancel: &CancellationToken,
+        ahead: Option<sandbox::ItemBatches>,
     ) -> Result<Shaped, CallError> {
         let started = Instant::now();
         let outcome = tokio::select! {
-            outcome = self.stages(f, Value::Object(arguments.unwrap_or_default())) => outcome,
+            outcome = self.stages(f, Value::Object(arguments.unwrap_or_default()), ahead) => outcome,
             () = cancel.cancelled() => Err(CallError {
                 code: "Cancelled".into(),
                 message: format!("{} was cancelled before it finished", f.path),
@@ -148,16 +156,25 @@ impl Session {
         outcome
     }
 
-    async fn stages(&self, f: &Function, args: Value) -> Result<Shaped, CallError> {
+    async fn stages(
+        &self,
+        f: &Function,
+        args: Value,
+        mut ahead: Option<sandbox::ItemBatches>,
+    ) -> Result<Shaped, CallError> {
         let failed = |e: ClusterError| self.error(e, &args);
         f.validate(&args).map_err(failed)?;
         self.server().policy().check(f).map_err(failed)?;
         self.learn_scope(f, &args).await;
         let redactor = &self.inner.redactor;
         let mut items = Vec::new();
-        let mut shape_item = |mut item: Value| {
-            redactor.shape(&mut item);
-            items.push(item.to_string());
+        let mut shape_item = |item: String| {
+            items.push(redactor.shape_json(item));
+            if items.len() >= AHEAD_BATCH
+                && let Some(ahead) = ahead.as_mut()
+            {
+                ahead(std::mem::take(&mut items));
+            }
         };
         let reply = f
             .handle(self.server().cluster(), args.clone(), &mut shape_item)

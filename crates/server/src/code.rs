@@ -29,7 +29,7 @@ impl sandbox::Host for CatalogHost {
             .collect()
     }
 
-    fn call(&self, path: &str, args: Value) -> sandbox::CallFuture {
+    fn call(&self, path: &str, args: Value, ahead: sandbox::ItemBatches) -> sandbox::CallFuture {
         let session = self.session.clone();
         let cancel = self.cancel.clone();
         let path = path.to_string();
@@ -47,7 +47,7 @@ impl sandbox::Host for CatalogHost {
                     ));
                 }
             };
-            match session.invoke(f, args, &cancel).await {
+            match session.invoke(f, args, &cancel, Some(ahead)).await {
                 Ok(Shaped::Value(v)) => Ok(v.into()),
                 Ok(Shaped::Items(items)) => Ok(sandbox::HostValue::Items(items)),
                 Err(e) => Err((e.code, e.message)),

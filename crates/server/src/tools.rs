@@ -46,7 +46,7 @@ pub(crate) async fn call(
 ) -> CallToolResult {
     let limit = session.server().output_limit();
     let budget = limit.saturating_sub(NOTE_ROOM).max(limit / 2);
-    let fitted = match session.invoke(f, arguments, cancel).await {
+    let fitted = match session.invoke(f, arguments, cancel, None).await {
         Ok(Shaped::Value(v)) => shaping::fit_value(f.tool_result(v), budget, "result"),
         Ok(Shaped::Items(items)) => {
             // The wrapper of Shape::Items, written around the items' texts.

@@ -9,6 +9,7 @@
 //!
 //! The server calls both at one place, its call path; nothing else shapes data.
 
+mod json_text;
 mod manifest;
 mod redact;
 mod scrub;
