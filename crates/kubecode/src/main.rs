@@ -10,13 +10,13 @@ use clap::Parser;
 /// The hidden subcommand a sandbox worker process runs (`sandbox::Pool` starts it).
 pub const WORKER_COMMAND: &str = "sandbox-worker";
 
-/// `kubecode sandbox-worker`: one program in a confined process (see `sandbox::worker`).
-/// Handled before anything else starts (no logging, no runtime): the worker makes its own
-/// few threads, then gives up making more. `--try-forbidden open|socket|exec` confines a
-/// worker and makes that system call, for the test that proves the filter.
+/// `kubecode sandbox-worker`: a session's programs in a confined process (see
+/// `sandbox::worker`). Handled before anything else starts (no logging, no runtime): the
+/// worker makes its own few threads, then gives up making more. `--try-forbidden
+/// open|socket|exec` confines a worker and makes that system call, for the test that proves
+/// the filter.
 fn worker(args: &[String]) -> ExitCode {
     let status = match args {
-        [] => sandbox::worker::main(),
         [flag, call] if flag == "--try-forbidden" => {
             let call = match call.as_str() {
                 "open" => sandbox::worker::Forbidden::Open,
@@ -26,7 +26,10 @@ fn worker(args: &[String]) -> ExitCode {
             };
             sandbox::worker::try_forbidden(call)
         }
-        _ => 2,
+        _ => match sandbox::worker::Options::parse(args) {
+            Some(options) => sandbox::worker::main(options),
+            None => 2,
+        },
     };
     ExitCode::from(u8::try_from(status).unwrap_or(2))
 }

@@ -102,3 +102,86 @@ async fn memory_returns_after_a_burst_of_200_runs() {
         "RSS {after:.1} MiB after 200 runs, {idle:.1} MiB idle"
     );
 }
+
+/// The server's child processes that are alive (not zombies waiting to be reaped).
+fn live_children(pid: u32) -> Vec<u32> {
+    let mut live: Vec<u32> = bench::session::children(pid)
+        .into_iter()
+        .filter(|c| {
+            let stat = std::fs::read_to_string(format!("/proc/{c}/stat")).unwrap_or_default();
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            matches!(state, Some(s) if s != "Z" && s != "X")
+        })
+        .collect();
+    live.sort_unstable();
+    live
+}
+
+async fn run(s: &mut HttpSession, code: &str) -> serde_json::Value {
+    let args = json!({"code": code, "timeoutMs": 1000});
+    s.call("run_code", args).await.unwrap()["structuredContent"].clone()
+}
+
+/// Waits until the server has `n` live children (the pool refills in the background).
+async fn settle_at(pid: u32, n: usize) -> Vec<u32> {
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let live = live_children(pid);
+        if live.len() == n || std::time::Instant::now() > until {
+            return live;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_keeps_its_own_worker_with_a_fresh_context_per_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = kubesim::serve(kubesim::demo::snapshot(), kubesim::ServerConfig::default())
+        .await
+        .unwrap();
+    api.write_kubeconfig(&dir.path().join("kubeconfig"))
+        .unwrap();
+    let server = HttpServer::start(binary(), &dir.path().join("kubeconfig"))
+        .await
+        .unwrap();
+    let pid = server.pid().unwrap();
+    // The warm pool: two workers.
+    assert_eq!(settle_at(pid, 2).await.len(), 2);
+    let mut a = HttpSession::open(server.addr).await.unwrap();
+    let first = run(&mut a, "globalThis.leftover = 42; return typeof leftover").await;
+    assert_eq!(first["result"], "number", "{first}");
+    // Two warm workers again, and the one that ran A's program, kept for A.
+    let after_first = settle_at(pid, 3).await;
+    assert_eq!(after_first.len(), 3, "{after_first:?}");
+    let second = run(&mut a, "return typeof leftover").await;
+    assert_eq!(
+        second["result"], "undefined",
+        "a run saw the last run's global: {second}"
+    );
+    // The same processes: A's second run started none.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(live_children(pid), after_first);
+
+    // B gets a worker of its own: A's stays kept for A.
+    let mut b = HttpSession::open(server.addr).await.unwrap();
+    let other = run(&mut b, "return 1").await;
+    assert_eq!(other["result"], 1, "{other}");
+    assert_eq!(settle_at(pid, 4).await.len(), 4);
+
+    // A run that has to be stopped from outside (stuck in a built-in that never checks the
+    // time) takes its worker with it: nothing of it is kept.
+    let stopped = run(
+        &mut a,
+        "Array.prototype.shift.call({ length: 2 ** 53 - 1 })",
+    )
+    .await;
+    assert_eq!(stopped["error"]["name"], "LimitExceeded", "{stopped}");
+    assert_eq!(settle_at(pid, 3).await.len(), 3);
+    let again = run(&mut a, "return typeof leftover").await;
+    assert_eq!(again["result"], "undefined", "{again}");
+    assert_eq!(settle_at(pid, 4).await.len(), 4);
+}

@@ -75,6 +75,7 @@ fn allowed() -> Vec<i64> {
         libc::SYS_getrandom,
         libc::SYS_gettid,
         libc::SYS_getpid,
+        libc::SYS_getrusage,
         libc::SYS_rt_sigreturn,
         libc::SYS_rt_sigprocmask,
         libc::SYS_sigaltstack,
@@ -119,10 +120,10 @@ fn filter() -> Result<BpfProgram, ConfineError> {
     f.try_into().map_err(err)
 }
 
-/// Confines the calling process, all of its threads included. `memory` is the program's
-/// heap limit and `wall_ms` its wall-clock limit; address space and CPU time get room above
-/// them, as backstops behind the interpreter's own limits.
-pub fn confine(memory: usize, wall_ms: u64) -> Result<(), ConfineError> {
+/// Confines the calling process, all of its threads included. `memory` is a program's heap
+/// limit (the address space gets room above it, a backstop behind the interpreter's own
+/// limit); `cpu_seconds` is the CPU time the process may use in all.
+pub fn confine(memory: usize, cpu_seconds: u64) -> Result<(), ConfineError> {
     let program = filter()?;
     set_limit(libc::RLIMIT_CORE, "RLIMIT_CORE", 0)?;
     // Room for the interpreter's heap, the JSON of tool results and thread stacks.
@@ -131,7 +132,7 @@ pub fn confine(memory: usize, wall_ms: u64) -> Result<(), ConfineError> {
         "RLIMIT_AS",
         (memory as u64).saturating_mul(3) + (1 << 30),
     )?;
-    set_limit(libc::RLIMIT_CPU, "RLIMIT_CPU", wall_ms.div_ceil(1000) + 2)?;
+    set_limit(libc::RLIMIT_CPU, "RLIMIT_CPU", cpu_seconds)?;
     set_limit(libc::RLIMIT_NOFILE, "RLIMIT_NOFILE", 0)?;
     set_limit(libc::RLIMIT_FSIZE, "RLIMIT_FSIZE", 0)?;
     prctl(libc::PR_SET_DUMPABLE, 0, "PR_SET_DUMPABLE")?;

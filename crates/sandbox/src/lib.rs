@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use confine::supported as seccomp_supported;
-pub use pool::{Isolation, Pool, WorkerCommand};
+pub use pool::{Isolation, Pool, WorkerCommand, WorkerSlot};
 pub use state::State;
 pub use strip::{SyntaxError, strip};
 
@@ -323,9 +323,11 @@ fn prepare(program: &str) -> Result<strip::Stripped, Box<RunOutput>> {
     }
 }
 
-/// Runs a program on the calling thread, in a sandbox worker process (which has no thread
-/// to spare and is killed from outside if it runs away). `handle` drives tool calls.
-pub(crate) fn run_here(
+/// Runs a program on the calling thread in a prepared context, in a sandbox worker process
+/// (which has no thread to spare and is killed from outside if it runs away). `handle`
+/// drives tool calls.
+pub(crate) fn run_prepared(
+    context: run::Prepared,
     program: &str,
     host: Arc<dyn Host>,
     state: State,
@@ -337,7 +339,7 @@ pub(crate) fn run_here(
         Ok(s) => s,
         Err(failed) => return *failed,
     };
-    run::execute(run::Job {
+    context.run(run::Job {
         stripped,
         host,
         state,

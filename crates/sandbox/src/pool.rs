@@ -1,14 +1,18 @@
 //! Sandbox processes, the server's side: a small pool of warm workers (the server's own
 //! binary re-executed in its worker role, with an empty environment and only its pipes), one
-//! run per worker. The server answers the worker's tool calls, and kills it at the wall limit
-//! plus a short grace, on cancellation, or when it dies of a limit; a replacement is started
-//! for the pool. A run can then never outlive its limit by more than the grace, whatever the
-//! program does, and never slow another session's runs.
+//! run per worker at a time. The server answers the worker's tool calls, and kills it at the
+//! wall limit plus a short grace, on cancellation, or when it dies of a limit; a replacement
+//! is started for the pool. A run can then never outlive its limit by more than the grace,
+//! whatever the program does, and never slow another session's runs.
+//!
+//! A worker whose run ended cleanly goes back to its session ([`WorkerSlot`]), never to
+//! another session, and runs that session's next program in a fresh context it prepared
+//! meanwhile: a session's runs skip starting a process and building a context.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,7 +34,8 @@ pub enum Isolation {
 }
 
 impl Isolation {
-    /// Runs a program where this says. Never panics into the caller.
+    /// Runs a program where this says, in the session's own worker (`slot`) when it has
+    /// one. Never panics into the caller.
     pub async fn run(
         &self,
         program: &str,
@@ -38,9 +43,10 @@ impl Isolation {
         state: State,
         limits: Limits,
         control: Control,
+        slot: &WorkerSlot,
     ) -> RunOutput {
         match self {
-            Isolation::Process(pool) => pool.run(program, host, state, limits, control).await,
+            Isolation::Process(pool) => pool.run(program, host, state, limits, control, slot).await,
             Isolation::InProcess => crate::run(program, host, state, limits, control).await,
         }
     }
@@ -69,6 +75,44 @@ struct Worker {
     child: Child,
     stdin: ChildStdin,
     stdout: BufReader<ChildStdout>,
+    /// Held while the worker waits in a session's slot (counts against [`MAX_KEPT`]).
+    kept: Option<Kept>,
+}
+
+/// Workers kept in session slots, all sessions together, at most.
+const MAX_KEPT: usize = 16;
+
+/// One kept worker's place in the count.
+struct Kept(Arc<AtomicUsize>);
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A session's own worker, kept between its runs. Dropping the slot (the session ends) stops
+/// the worker.
+#[derive(Default)]
+pub struct WorkerSlot(Mutex<Option<Worker>>);
+
+impl std::fmt::Debug for WorkerSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kept = self.0.lock().map(|w| w.is_some()).unwrap_or(false);
+        f.debug_struct("WorkerSlot").field("kept", &kept).finish()
+    }
+}
+
+impl WorkerSlot {
+    /// The kept worker, if it is still alive.
+    fn take_alive(&self) -> Option<Worker> {
+        let mut worker = self.0.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        matches!(worker.child.try_wait(), Ok(None)).then_some(worker)
+    }
+
+    fn keep(&self, worker: Worker) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(worker);
+    }
 }
 
 /// Warm workers, ready for the next run.
@@ -76,6 +120,7 @@ pub struct Pool {
     command: WorkerCommand,
     warm: Mutex<Vec<Worker>>,
     size: usize,
+    kept: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -94,6 +139,7 @@ impl Pool {
             command,
             warm: Mutex::new(Vec::new()),
             size,
+            kept: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -114,6 +160,7 @@ impl Pool {
             child,
             stdin,
             stdout: BufReader::new(stdout),
+            kept: None,
         })
     }
 
@@ -148,14 +195,27 @@ impl Pool {
         state: State,
         limits: Limits,
         control: Control,
+        slot: &WorkerSlot,
     ) -> RunOutput {
         let started = Instant::now();
-        let worker = self.take();
-        // The next run's worker starts while this one runs.
-        let pool = self.clone();
-        tokio::task::spawn_blocking(move || pool.fill());
+        let worker = match slot.take_alive() {
+            Some(w) => Ok(w),
+            None => {
+                let w = self.take();
+                // The next session's worker starts while this one runs.
+                let pool = self.clone();
+                tokio::task::spawn_blocking(move || pool.fill());
+                w
+            }
+        };
         let mut out = match worker {
-            Ok(w) => drive(w, program, host, state, &limits, control).await,
+            Ok(w) => {
+                let (out, back) = drive(w, program, host, state, &limits, control).await;
+                if let Some(w) = back.and_then(|w| self.keep(w)) {
+                    slot.keep(w);
+                }
+                out
+            }
             Err(e) => failed(
                 "InternalError",
                 format!("cannot start a sandbox process: {e}"),
@@ -163,6 +223,19 @@ impl Pool {
         };
         out.stats.wall_ms = out.stats.wall_ms.max(started.elapsed().as_millis() as u64);
         out
+    }
+
+    /// A worker that may wait in a session's slot, counted; `None` (the worker is stopped)
+    /// when [`MAX_KEPT`] already wait.
+    fn keep(&self, mut worker: Worker) -> Option<Worker> {
+        if worker.kept.is_none() {
+            if self.kept.fetch_add(1, Ordering::SeqCst) >= MAX_KEPT {
+                self.kept.fetch_sub(1, Ordering::SeqCst);
+                return None;
+            }
+            worker.kept = Some(Kept(self.kept.clone()));
+        }
+        Some(worker)
     }
 }
 
@@ -180,7 +253,8 @@ fn result_payload(value: HostValue) -> (Vec<u8>, bool) {
     }
 }
 
-/// Answers the worker's messages until it is done, dies, or runs out of time.
+/// Answers the worker's messages until it is done, dies, or runs out of time. Gives the
+/// worker back when it finished cleanly and can run its session's next program.
 async fn drive(
     mut w: Worker,
     program: &str,
@@ -188,7 +262,7 @@ async fn drive(
     state: State,
     limits: &Limits,
     control: Control,
-) -> RunOutput {
+) -> (RunOutput, Option<Worker>) {
     let request = RunRequest {
         program: program.to_string(),
         state: state.snapshot(),
@@ -200,34 +274,46 @@ async fn drive(
         len: payload.len(),
     };
     if let Err(e) = wire::nonblocking::write(&mut w.stdin, &run, &payload).await {
-        return failed(
+        let out = failed(
             "InternalError",
             format!("cannot reach the sandbox process: {e}"),
         );
+        return (out, None);
     }
-    // Replies from concurrent calls go through one writer.
+    let Worker {
+        mut child,
+        mut stdin,
+        mut stdout,
+        kept,
+    } = w;
+    // Replies from concurrent calls go through one writer; it gives the pipe back when the
+    // run's senders are gone.
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Header, Vec<u8>)>();
-    let mut stdin = w.stdin;
     let writer = tokio::spawn(async move {
         while let Some((h, p)) = rx.recv().await {
             if wire::nonblocking::write(&mut stdin, &h, &p).await.is_err() {
-                break;
+                return None;
             }
         }
+        Some(stdin)
     });
     // Messages are read by a task of their own: a read cut short by another branch of the
-    // select below would lose its place in the stream.
+    // select below would lose its place in the stream. It gives the pipe back after `done`.
     let (inbox_tx, mut inbox) = tokio::sync::mpsc::channel(64);
-    let mut stdout = w.stdout;
     let reader = tokio::spawn(async move {
         loop {
             let message = wire::nonblocking::read(&mut stdout).await;
+            let done = matches!(message, Ok(Some((Header::Done { .. }, _))));
             let end = !matches!(message, Ok(Some(_)));
             if inbox_tx.send(message).await.is_err() || end {
-                break;
+                return None;
+            }
+            if done {
+                return Some(stdout);
             }
         }
     });
+    let mut reusable = false;
     let mut deadline = tokio::time::Instant::now() + limits.wall + WATCHDOG_GRACE;
     let mut cancel_sent = false;
     let mut tick = tokio::time::interval(Duration::from_millis(20));
@@ -276,16 +362,17 @@ async fn drive(
                     break match serde_json::from_slice::<RunDone>(&payload) {
                         Ok(done) => {
                             state.replace(done.state);
+                            reusable = done.reusable && !cancel_sent;
                             done.output
                         }
                         Err(e) => failed("InternalError", format!("the sandbox process sent an unreadable result: {e}")),
                     };
                 }
                 Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break died(&mut w.child, limits).await,
+                Ok(None) | Err(_) => break died(&mut child, limits).await,
             },
             () = tokio::time::sleep_until(deadline) => {
-                let _ = w.child.start_kill();
+                let _ = child.start_kill();
                 break RunOutput::failed(
                     if cancel_sent {
                         RunError::simple("Cancelled", "the client cancelled the run")
@@ -309,13 +396,30 @@ async fn drive(
             }
         }
     };
+    if reusable {
+        // Calls the program left running are of no use now; once they are gone the writer
+        // has flushed what they sent and gives the pipe back.
+        calls.shutdown().await;
+        drop(tx);
+        if let (Ok(Some(stdin)), Ok(Some(stdout))) = (writer.await, reader.await) {
+            let worker = Worker {
+                child,
+                stdin,
+                stdout,
+                kept,
+            };
+            return (outcome, Some(worker));
+        }
+        return (outcome, None);
+    }
     calls.abort_all();
     drop(tx);
     writer.abort();
     reader.abort();
-    // The worker exits by itself after `done`; kill it in any case (tokio reaps it).
-    let _ = w.child.start_kill();
-    outcome
+    // A worker that is not kept exits by itself after `done`; kill it in any case (tokio
+    // reaps it).
+    let _ = child.start_kill();
+    (outcome, None)
 }
 
 /// Why a worker ended without a result, from its exit status.

@@ -5,12 +5,15 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use rquickjs::context::EvalOptions;
+use rquickjs::module::WriteOptions;
 use rquickjs::object::Property;
-use rquickjs::{Context, Ctx, Function, Object, Persistent, Promise, Runtime, Value as JsValue};
+use rquickjs::{
+    Context, Ctx, Function, Module, Object, Persistent, Promise, Runtime, Value as JsValue,
+};
 use serde_json::Value;
 
 use crate::strip::Stripped;
@@ -66,71 +69,153 @@ pub struct Job {
     pub progress: Option<Arc<dyn Fn(usize, Duration) + Send + Sync>>,
 }
 
-/// Runs a stripped program to completion (or to a limit). Blocks the calling thread.
+/// Runs a stripped program to completion (or to a limit) in a fresh context. Blocks the
+/// calling thread.
 pub fn execute(job: Job) -> RunOutput {
-    let started = Instant::now();
-    let deadline = started + job.limits.wall;
-    let mut out = match execute_inner(&job, started, deadline) {
-        Ok(o) => o,
+    match Prepared::new(job.host.functions()) {
+        Ok(prepared) => prepared.run(job),
         Err(e) => RunOutput::failed(
-            RunError {
-                name: "InternalError".into(),
-                message: format!("the sandbox could not start: {e}"),
-                line: None,
-                column: None,
-                code: None,
-                source: None,
-            },
+            RunError::simple(
+                "InternalError",
+                &format!("the sandbox could not start: {e}"),
+            ),
             Vec::new(),
             Vec::new(),
         ),
-    };
-    out.stats.wall_ms = started.elapsed().as_millis() as u64;
-    out
+    }
 }
 
-fn execute_inner(job: &Job, started: Instant, deadline: Instant) -> rquickjs::Result<RunOutput> {
-    let rt = Runtime::new()?;
-    rt.set_memory_limit(job.limits.memory);
-    rt.set_max_stack_size(job.limits.stack);
-    let cancel = job.cancel.clone();
-    rt.set_interrupt_handler(Some(Box::new(move || {
-        Instant::now() >= deadline || cancel.load(Ordering::Relaxed)
-    })));
-    let ctx = Context::full(&rt)?;
-    let pending = Rc::new(RefCell::new(Pending {
-        memory_limit: job.limits.memory,
-        ..Pending::default()
-    }));
-    let out = drive(&rt, &ctx, &pending, job, started, deadline);
-    // The host functions hold `pending`, and `pending` holds JavaScript functions: break the
-    // cycle before the context and runtime are freed, or QuickJS finds objects still alive.
-    {
-        let mut p = pending.borrow_mut();
-        p.resolvers.clear();
-        p.timers.clear();
-        p.define_lazy = None;
-        p.ahead.clear();
+/// What the host functions of a prepared context reach: given when its run starts.
+struct Binding {
+    host: Arc<dyn Host>,
+    state: State,
+    limits: Limits,
+    handle: tokio::runtime::Handle,
+    in_flight: Arc<tokio::sync::Semaphore>,
+}
+
+type Bound = Rc<RefCell<Option<Binding>>>;
+
+/// A fresh runtime and context with the host functions installed and the prelude evaluated:
+/// the part of a run that does not depend on the program (most of a trivial run's time). A
+/// worker process prepares the next run's while it waits for it. Used by one run only.
+pub struct Prepared {
+    rt: Runtime,
+    /// `None` only while it is dropped (before the runtime's last collection).
+    ctx: Option<Context>,
+    functions: Vec<String>,
+    pending: Rc<RefCell<Pending>>,
+    bound: Bound,
+    /// Where tool calls and timers settle (the host functions hold the senders).
+    rx: mpsc::Receiver<Completion>,
+}
+
+impl Prepared {
+    /// A context whose `tools` offers `functions`.
+    pub fn new(functions: Vec<String>) -> rquickjs::Result<Prepared> {
+        let rt = Runtime::new()?;
+        let ctx = Context::full(&rt)?;
+        let pending = Rc::new(RefCell::new(Pending::default()));
+        let bound: Bound = Rc::new(RefCell::new(None));
+        let (tx, rx) = mpsc::channel::<Completion>();
+        ctx.with(|ctx| install(&ctx, &functions, &pending, &bound, &tx))?;
+        Ok(Prepared {
+            rt,
+            ctx: Some(ctx),
+            functions,
+            pending,
+            bound,
+            rx,
+        })
     }
-    rt.set_interrupt_handler(None);
-    drop(ctx);
-    rt.run_gc();
-    out
+
+    /// The functions its `tools` offers.
+    pub fn functions(&self) -> &[String] {
+        &self.functions
+    }
+
+    /// Runs a program here; the context is spent afterwards.
+    pub fn run(self, job: Job) -> RunOutput {
+        let started = Instant::now();
+        let deadline = started + job.limits.wall;
+        let mut out = self.run_inner(&job, started, deadline).unwrap_or_else(|e| {
+            RunOutput::failed(
+                RunError::simple(
+                    "InternalError",
+                    &format!("the sandbox could not start: {e}"),
+                ),
+                Vec::new(),
+                Vec::new(),
+            )
+        });
+        out.stats.wall_ms = started.elapsed().as_millis() as u64;
+        out
+    }
+
+    fn run_inner(
+        &self,
+        job: &Job,
+        started: Instant,
+        deadline: Instant,
+    ) -> rquickjs::Result<RunOutput> {
+        let Prepared {
+            rt,
+            ctx,
+            pending,
+            bound,
+            rx,
+            ..
+        } = self;
+        let Some(ctx) = ctx else {
+            return Err(rquickjs::Error::Unknown);
+        };
+        rt.set_memory_limit(job.limits.memory);
+        rt.set_max_stack_size(job.limits.stack);
+        let cancel = job.cancel.clone();
+        rt.set_interrupt_handler(Some(Box::new(move || {
+            Instant::now() >= deadline || cancel.load(Ordering::Relaxed)
+        })));
+        pending.borrow_mut().memory_limit = job.limits.memory;
+        *bound.borrow_mut() = Some(Binding {
+            host: job.host.clone(),
+            state: job.state.clone(),
+            limits: job.limits.clone(),
+            handle: job.handle.clone(),
+            in_flight: Arc::new(tokio::sync::Semaphore::new(job.limits.in_flight.max(1))),
+        });
+        drive(rt, ctx, pending, rx, job, started, deadline)
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        // The host functions hold `pending`, and `pending` holds JavaScript functions: break
+        // the cycle before the context and runtime are freed (used or not), or QuickJS finds
+        // objects still alive.
+        {
+            let mut p = self.pending.borrow_mut();
+            p.resolvers.clear();
+            p.timers.clear();
+            p.define_lazy = None;
+            p.ahead.clear();
+        }
+        *self.bound.borrow_mut() = None;
+        self.rt.set_interrupt_handler(None);
+        drop(self.ctx.take());
+        self.rt.run_gc();
+    }
 }
 
 fn drive(
     rt: &Runtime,
     ctx: &Context,
     pending: &Rc<RefCell<Pending>>,
+    rx: &mpsc::Receiver<Completion>,
     job: &Job,
     started: Instant,
     deadline: Instant,
 ) -> rquickjs::Result<RunOutput> {
-    let (tx, rx) = mpsc::channel::<Completion>();
-    let in_flight = Arc::new(tokio::sync::Semaphore::new(job.limits.in_flight.max(1)));
-
     let main: rquickjs::Result<Persistent<Promise<'static>>> = ctx.with(|ctx| {
-        install(&ctx, job, pending, &tx, &in_flight)?;
         let wrapped = format!(
             "__finish((async function __body() {{\n{}\n}})())",
             job.stripped.code
@@ -242,30 +327,35 @@ fn finish_failed(pending: &Rc<RefCell<Pending>>, e: RunError) -> RunOutput {
     RunOutput::failed(e, p.logs.clone(), p.calls.clone())
 }
 
-/// Installs the host functions and runs the prelude.
+/// What the run's binding says, if a run is bound (host functions only run during one).
+fn with_binding<T>(bound: &Bound, f: impl FnOnce(&Binding) -> T) -> Option<T> {
+    bound.borrow().as_ref().map(f)
+}
+
+/// Installs the host functions and runs the prelude. The functions reach the run's host,
+/// state and limits through `bound`, which the run fills in when it starts.
 fn install<'js>(
     ctx: &Ctx<'js>,
-    job: &Job,
+    functions: &[String],
     pending: &Rc<RefCell<Pending>>,
+    bound: &Bound,
     tx: &mpsc::Sender<Completion>,
-    in_flight: &Arc<tokio::sync::Semaphore>,
 ) -> rquickjs::Result<()> {
     let g = ctx.globals();
-    let paths: Vec<String> = job.host.functions();
-    g.set("__paths", paths.clone())?;
+    g.set("__paths", functions.to_vec())?;
 
-    let (p, host, tx, sem, handle, max_calls) = (
-        pending.clone(),
-        job.host.clone(),
-        tx.clone(),
-        in_flight.clone(),
-        job.handle.clone(),
-        job.limits.calls,
-    );
+    let (p, b, tx) = (pending.clone(), bound.clone(), tx.clone());
     g.set(
         "__call",
         Function::new(ctx.clone(), move |ctx: Ctx<'js>, path: String, args: String| -> rquickjs::Result<Promise<'js>> {
             let (promise, resolve, reject) = Promise::new(&ctx)?;
+            let Some((host, sem, handle, max_calls)) = with_binding(&b, |b| {
+                (b.host.clone(), b.in_flight.clone(), b.handle.clone(), b.limits.calls)
+            }) else {
+                let e: JsValue = ctx.eval("new Error('no run is in progress')")?;
+                reject.call::<_, ()>((e,))?;
+                return Ok(promise);
+            };
             let mut p = p.borrow_mut();
             if p.calls.len() >= max_calls {
                 p.limit = Some(limit_error(
@@ -301,7 +391,7 @@ fn install<'js>(
         })?,
     )?;
 
-    let host = job.host.clone();
+    let b = bound.clone();
     g.set(
         "__search",
         Function::new(ctx.clone(), move |query: String, opts: String| -> String {
@@ -309,24 +399,25 @@ fn install<'js>(
                 .ok()
                 .and_then(|o| o.get("limit").and_then(Value::as_u64))
                 .unwrap_or(10) as usize;
-            host.search(&query, limit).to_string()
+            with_binding(&b, |b| b.host.search(&query, limit).to_string())
+                .unwrap_or_else(|| "[]".into())
         })?,
     )?;
-    let host = job.host.clone();
+    let b = bound.clone();
     g.set(
         "__describe",
         Function::new(ctx.clone(), move |path: String| -> Option<String> {
-            host.describe(&path)
+            with_binding(&b, |b| b.host.describe(&path)).flatten()
         })?,
     )?;
 
-    let p = pending.clone();
+    let (p, b) = (pending.clone(), bound.clone());
     // A bound on what is kept in memory, not the output's shaping: the server fits the logs
     // into the output limit with everything else.
-    let max_log = job.limits.output;
     g.set(
         "__log",
         Function::new(ctx.clone(), move |level: String, text: String| {
+            let max_log = with_binding(&b, |b| b.limits.output).unwrap_or(0);
             let mut p = p.borrow_mut();
             if p.log_chars >= max_log {
                 return;
@@ -348,14 +439,14 @@ fn install<'js>(
         })?,
     )?;
 
-    let p = pending.clone();
-    let deadline_cap = job.limits.wall;
+    let (p, b) = (pending.clone(), bound.clone());
     g.set(
         "__sleep",
         Function::new(
             ctx.clone(),
             move |ctx: Ctx<'js>, ms: f64| -> rquickjs::Result<Promise<'js>> {
                 let (promise, resolve, reject) = Promise::new(&ctx)?;
+                let deadline_cap = with_binding(&b, |b| b.limits.wall).unwrap_or_default();
                 let mut p = p.borrow_mut();
                 p.next_id += 1;
                 let id = p.next_id;
@@ -375,30 +466,38 @@ fn install<'js>(
         )?,
     )?;
 
-    let s = job.state.clone();
+    let b = bound.clone();
     g.set(
         "__state_get",
-        Function::new(ctx.clone(), move |key: String| s.get(&key))?,
+        Function::new(ctx.clone(), move |key: String| {
+            with_binding(&b, |b| b.state.get(&key)).flatten()
+        })?,
     )?;
-    let s = job.state.clone();
+    let b = bound.clone();
     g.set(
         "__state_set",
         Function::new(
             ctx.clone(),
-            move |key: String, json: String| -> Option<String> { s.set(&key, json).err() },
+            move |key: String, json: String| -> Option<String> {
+                with_binding(&b, |b| b.state.set(&key, json).err()).flatten()
+            },
         )?,
     )?;
-    let s = job.state.clone();
+    let b = bound.clone();
     g.set(
         "__state_keys",
         Function::new(ctx.clone(), move || -> String {
-            serde_json::to_string(&s.keys()).unwrap_or_else(|_| "[]".into())
+            with_binding(&b, |b| serde_json::to_string(&b.state.keys()).ok())
+                .flatten()
+                .unwrap_or_else(|| "[]".into())
         })?,
     )?;
-    let s = job.state.clone();
+    let b = bound.clone();
     g.set(
         "__state_delete",
-        Function::new(ctx.clone(), move |key: String| s.delete(&key))?,
+        Function::new(ctx.clone(), move |key: String| {
+            with_binding(&b, |b| b.state.delete(&key)).unwrap_or_default()
+        })?,
     )?;
     let p = pending.clone();
     g.set(
@@ -414,15 +513,55 @@ fn install<'js>(
             },
         )?,
     )?;
-    let mut options = EvalOptions::default();
-    options.filename = Some("lazy.js".into());
-    let _: JsValue = ctx.eval_with_options(crate::lazy::LAZY_JS, options)?;
+    evaluate_prelude(ctx, 0)?;
     let define: Function = g.get("__define_lazy")?;
     g.remove("__define_lazy")?;
     pending.borrow_mut().define_lazy = Some(Persistent::save(ctx, define));
+    evaluate_prelude(ctx, 1)?;
+    Ok(())
+}
+
+/// The sandbox's own scripts, in the order they run: the lazy-object helpers, then the
+/// prelude (which hides the host functions the first one still needs).
+const PRELUDE_SCRIPTS: [(&str, &str); 2] =
+    [("lazy.js", crate::lazy::LAZY_JS), ("prelude.js", PRELUDE)];
+
+/// The scripts compiled once per process: compiling them is most of what a fresh context
+/// costs, and a worker makes one for every run.
+fn prelude_bytecode() -> Option<&'static [Vec<u8>]> {
+    static COMPILED: OnceLock<Option<Vec<Vec<u8>>>> = OnceLock::new();
+    COMPILED
+        .get_or_init(|| {
+            let rt = Runtime::new().ok()?;
+            let ctx = Context::full(&rt).ok()?;
+            ctx.with(|ctx| {
+                PRELUDE_SCRIPTS
+                    .iter()
+                    .map(|(name, source)| {
+                        Module::declare(ctx.clone(), *name, *source)
+                            .and_then(|m| m.write(WriteOptions::default()))
+                            .ok()
+                    })
+                    .collect()
+            })
+        })
+        .as_deref()
+}
+
+/// Runs sandbox script `index` in a context: from the process's compiled copy, or from
+/// source if compiling failed.
+fn evaluate_prelude(ctx: &Ctx<'_>, index: usize) -> rquickjs::Result<()> {
+    let (name, source) = PRELUDE_SCRIPTS[index];
+    if let Some(bytes) = prelude_bytecode().and_then(|all| all.get(index)) {
+        // SAFETY: the bytes are this process's own compilation of a constant script, by the
+        // same QuickJS.
+        let module = unsafe { Module::load(ctx.clone(), bytes)? };
+        let (_, done) = module.eval()?;
+        return done.finish::<()>();
+    }
     let mut options = EvalOptions::default();
-    options.filename = Some("prelude.js".into());
-    let _: JsValue = ctx.eval_with_options(PRELUDE, options)?;
+    options.filename = Some(name.into());
+    let _: JsValue = ctx.eval_with_options(source, options)?;
     Ok(())
 }
 

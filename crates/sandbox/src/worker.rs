@@ -1,7 +1,13 @@
-//! The worker side of a sandbox process (`kubecode sandbox-worker`): it receives one program
-//! over stdin, confines itself ([`crate::confine`]), runs the program in QuickJS, sends its
-//! tool calls to the server over stdout and, at the end, the run's output and `state`. Then
-//! it exits: a worker never runs a second program.
+//! The worker side of a sandbox process (`kubecode sandbox-worker`): it prepares a fresh
+//! QuickJS context (prelude evaluated) before any program arrives, receives a program over
+//! stdin, confines itself ([`crate::confine`]) before running the first, runs it, sends its
+//! tool calls to the server over stdout and, at the end, the run's output and `state`.
+//!
+//! A worker serves one session: the server gives it the same session's next program, never
+//! another session's, and every run gets a context of its own (prepared while the worker
+//! waited), so nothing a program leaves behind reaches the next. A worker retires (exits
+//! after its run) when it has used half its CPU-time limit, grown large, or run
+//! [`MAX_RUNS`] programs.
 //!
 //! Threads are made before confinement (a reader of stdin, and a small async runtime that
 //! drives tool-call futures); after it, no thread, file or socket can be made.
@@ -16,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::wire::{self, Header};
-use crate::{CallFuture, Control, Host, HostValue, Limits, RunOutput};
+use crate::{CallFuture, Control, Host, HostValue, RunOutput};
 
 /// The `run` payload.
 #[derive(Debug, Serialize, Deserialize)]
@@ -30,6 +36,78 @@ pub(crate) struct RunRequest {
 pub(crate) struct RunDone {
     pub output: RunOutput,
     pub state: BTreeMap<String, String>,
+    /// The worker waits for its session's next program (else it exits after this message).
+    #[serde(default)]
+    pub reusable: bool,
+}
+
+/// Programs one worker runs at most.
+pub const MAX_RUNS: u32 = 100;
+
+/// A worker whose peak memory passed this retires: its heap would stay that large.
+const MAX_KEPT_RSS_KIB: i64 = 48 * 1024;
+
+/// How a worker is started: the functions its contexts offer and the server's largest
+/// limits (its resource limits are set from them once, before the first program).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// The `tools` paths to prepare contexts for.
+    pub functions: Vec<String>,
+    /// The heap limit of a run, in bytes (the address-space limit follows from it).
+    pub memory: usize,
+    /// The wall-clock limit of a run, in ms (the CPU-time limit follows from it).
+    pub wall_ms: u64,
+}
+
+impl Options {
+    /// The arguments that say these options (`--functions a,b --memory N --wall-ms N`).
+    pub fn to_args(&self) -> Vec<String> {
+        vec![
+            "--functions".into(),
+            self.functions.join(","),
+            "--memory".into(),
+            self.memory.to_string(),
+            "--wall-ms".into(),
+            self.wall_ms.to_string(),
+        ]
+    }
+
+    /// Reads [`Options::to_args`]; `None` for anything else.
+    pub fn parse(args: &[String]) -> Option<Options> {
+        let mut o = Options::default();
+        for pair in args.chunks(2) {
+            match pair {
+                [k, v] if k == "--functions" => {
+                    o.functions = v
+                        .split(',')
+                        .filter(|f| !f.is_empty())
+                        .map(str::to_string)
+                        .collect();
+                }
+                [k, v] if k == "--memory" => o.memory = v.parse().ok()?,
+                [k, v] if k == "--wall-ms" => o.wall_ms = v.parse().ok()?,
+                _ => return None,
+            }
+        }
+        Some(o)
+    }
+
+    /// CPU seconds the worker may use in all: two full runs' worth (a run is stopped by
+    /// the server at its wall-clock limit plus a second; this is the backstop).
+    fn cpu_seconds(&self) -> u64 {
+        2 * (self.wall_ms.div_ceil(1000) + 2)
+    }
+}
+
+/// CPU time used so far (user and system), in seconds, and the peak resident size in KiB.
+fn usage() -> (f64, i64) {
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is valid.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
+        return (f64::MAX, i64::MAX);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(u.ru_utime) + secs(u.ru_stime), u.ru_maxrss)
 }
 
 type CallReply = tokio::sync::oneshot::Sender<Result<HostValue, (String, String)>>;
@@ -62,7 +140,7 @@ struct PipeHost {
     functions: Vec<String>,
     outbox: Outbox,
     waiting: Arc<Waiting>,
-    next_id: AtomicU64,
+    next_id: Arc<AtomicU64>,
 }
 
 impl PipeHost {
@@ -210,7 +288,7 @@ pub enum Forbidden {
 /// Confines a worker, then makes a forbidden system call. Returns only if the call was
 /// allowed (a test-only entry point: the caller expects the process to die with SIGSYS).
 pub fn try_forbidden(call: Forbidden) -> i32 {
-    if let Err(e) = crate::confine::confine(64 << 20, 5_000) {
+    if let Err(e) = crate::confine::confine(64 << 20, 14) {
         eprintln!("{e}");
         return 2;
     }
@@ -232,7 +310,7 @@ pub fn try_forbidden(call: Forbidden) -> i32 {
 }
 
 /// The worker's main: returns the process's exit status.
-pub fn main() -> i32 {
+pub fn main(options: Options) -> i32 {
     // One malloc arena for every thread: glibc reads /proc/sys/vm/overcommit_memory the first
     // time it shrinks a thread's own arena, an open() the system-call filter would punish.
     #[cfg(target_env = "gnu")]
@@ -268,69 +346,110 @@ pub fn main() -> i32 {
         });
     }
     started.wait();
-    let Ok((
-        Header::Run {
-            limits, functions, ..
-        },
-        payload,
-    )) = runs.recv()
-    else {
-        return 0;
-    };
-    let request: RunRequest = match serde_json::from_slice(&payload) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("sandbox worker: bad run request: {e}");
-            return 2;
-        }
-    };
-    if let Err(e) = crate::confine::confine(limits.memory, limits.wall_ms) {
-        eprintln!("sandbox worker: {e}");
-        return 3;
-    }
     let outbox = Outbox(Arc::new(Mutex::new(std::io::stdout())));
-    let host = Arc::new(PipeHost {
-        functions,
-        outbox: outbox.clone(),
-        waiting,
-        next_id: AtomicU64::new(1),
-    });
-    let state = crate::State::default();
-    state.replace(request.state);
-    let progress_out = outbox.clone();
-    let last = Mutex::new((usize::MAX, Instant::now()));
-    let control = Control {
-        cancel,
-        progress: Some(Arc::new(move |calls: usize, elapsed: Duration| {
-            // On every new call, else at most ten reports a second.
-            let mut last = lock(&last);
-            if last.0 != calls || last.1.elapsed() >= Duration::from_millis(100) {
-                *last = (calls, Instant::now());
-                progress_out.send(
-                    &Header::Progress {
-                        calls,
-                        ms: elapsed.as_millis() as u64,
-                    },
-                    b"",
-                );
+    // Call ids stay unique across runs: a late answer to an earlier run's call finds nobody.
+    let next_id = Arc::new(AtomicU64::new(1));
+    let mut prepared = crate::run::Prepared::new(options.functions.clone()).ok();
+    let mut confined: Option<Options> = None;
+    let mut runs_done = 0u32;
+    loop {
+        let Ok((
+            Header::Run {
+                limits, functions, ..
+            },
+            payload,
+        )) = runs.recv()
+        else {
+            return 0;
+        };
+        let request: RunRequest = match serde_json::from_slice(&payload) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("sandbox worker: bad run request: {e}");
+                return 2;
             }
-        })),
-    };
-    let limits: Limits = limits.into();
-    let output = crate::run_here(
-        &request.program,
-        host,
-        state.clone(),
-        limits,
-        control,
-        handle,
-    );
-    let done = RunDone {
-        output,
-        state: state.snapshot(),
-    };
-    let payload = serde_json::to_vec(&done).unwrap_or_default();
-    outbox.send(&Header::Done { len: payload.len() }, &payload);
-    let _ = std::io::stdout().flush();
-    0
+        };
+        let bounds = confined.get_or_insert_with(|| Options {
+            functions: Vec::new(),
+            memory: options.memory.max(limits.memory),
+            wall_ms: options.wall_ms.max(limits.wall_ms),
+        });
+        if runs_done == 0
+            && let Err(e) = crate::confine::confine(bounds.memory, bounds.cpu_seconds())
+        {
+            eprintln!("sandbox worker: {e}");
+            return 3;
+        }
+        let cpu_budget = bounds.cpu_seconds() as f64;
+        let fits = limits.memory <= bounds.memory && limits.wall_ms <= bounds.wall_ms;
+        cancel.store(false, Ordering::SeqCst);
+        let context = match prepared.take() {
+            Some(p) if p.functions() == functions.as_slice() => Ok(p),
+            _ => crate::run::Prepared::new(functions.clone()),
+        };
+        let host = Arc::new(PipeHost {
+            functions: functions.clone(),
+            outbox: outbox.clone(),
+            waiting: waiting.clone(),
+            next_id: next_id.clone(),
+        });
+        let state = crate::State::default();
+        state.replace(request.state);
+        let progress_out = outbox.clone();
+        let last = Mutex::new((usize::MAX, Instant::now()));
+        let control = Control {
+            cancel: cancel.clone(),
+            progress: Some(Arc::new(move |calls: usize, elapsed: Duration| {
+                // On every new call, else at most ten reports a second.
+                let mut last = lock(&last);
+                if last.0 != calls || last.1.elapsed() >= Duration::from_millis(100) {
+                    *last = (calls, Instant::now());
+                    progress_out.send(
+                        &Header::Progress {
+                            calls,
+                            ms: elapsed.as_millis() as u64,
+                        },
+                        b"",
+                    );
+                }
+            })),
+        };
+        let output = match context {
+            Ok(context) => crate::run_prepared(
+                context,
+                &request.program,
+                host,
+                state.clone(),
+                limits.into(),
+                control,
+                handle.clone(),
+            ),
+            Err(e) => RunOutput::failed(
+                crate::RunError::simple(
+                    "InternalError",
+                    &format!("the sandbox could not start: {e}"),
+                ),
+                Vec::new(),
+                Vec::new(),
+            ),
+        };
+        runs_done += 1;
+        let (cpu, peak_kib) = usage();
+        // Another run must fit in what is left of the CPU-time limit.
+        let reusable =
+            fits && runs_done < MAX_RUNS && cpu < cpu_budget / 2.0 && peak_kib < MAX_KEPT_RSS_KIB;
+        let done = RunDone {
+            output,
+            state: state.snapshot(),
+            reusable,
+        };
+        let payload = serde_json::to_vec(&done).unwrap_or_default();
+        outbox.send(&Header::Done { len: payload.len() }, &payload);
+        let _ = std::io::stdout().flush();
+        if !reusable {
+            return 0;
+        }
+        // The next run's context, made while the server answers the client.
+        prepared = crate::run::Prepared::new(functions).ok();
+    }
 }

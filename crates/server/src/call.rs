@@ -91,6 +91,8 @@ struct SessionInner {
     state: sandbox::State,
     caller: Caller,
     learned: tokio::sync::Mutex<HashMap<String, Learned>>,
+    /// The session's own sandbox process between its runs (none in-process).
+    worker: sandbox::WorkerSlot,
 }
 
 impl std::fmt::Debug for Session {
@@ -102,6 +104,11 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
+    /// Where the session's sandbox process waits between its runs.
+    pub(crate) fn worker_slot(&self) -> &sandbox::WorkerSlot {
+        &self.inner.worker
+    }
+
     pub(crate) fn new(server: Arc<ServerState>, caller: Caller) -> Session {
         Session {
             inner: Arc::new(SessionInner {
@@ -110,6 +117,7 @@ impl Session {
                 state: sandbox::State::default(),
                 caller,
                 learned: tokio::sync::Mutex::new(HashMap::new()),
+                worker: sandbox::WorkerSlot::default(),
             }),
         }
     }

@@ -239,7 +239,9 @@ impl Session {
         });
         let state = self.state().clone();
         let isolation = self.server().isolation();
-        let out = isolation.run(code, host, state, limits, control).await;
+        let out = isolation
+            .run(code, host, state, limits, control, self.worker_slot())
+            .await;
         // Calls still in flight when the program ended are of no use to anyone.
         cancel.cancel();
         watcher.abort();

@@ -55,9 +55,14 @@ pub enum SandboxKind {
     InProcess,
 }
 
-/// The isolation of a `--sandbox` choice: a process pool keeping `warm` workers ready, which
-/// needs seccomp (refused, with what the alternative gives up, where the kernel lacks it).
-pub fn isolation(kind: SandboxKind, warm: usize) -> anyhow::Result<server::Isolation> {
+/// The isolation of a `--sandbox` choice: a process pool keeping `warm` workers ready (each
+/// with a context prepared for the catalog's functions, confined for `limits`), which needs
+/// seccomp (refused, with what the alternative gives up, where the kernel lacks it).
+pub fn isolation(
+    kind: SandboxKind,
+    warm: usize,
+    limits: &sandbox::Limits,
+) -> anyhow::Result<server::Isolation> {
     match kind {
         SandboxKind::InProcess => {
             tracing::warn!("{IN_PROCESS}");
@@ -69,7 +74,19 @@ pub fn isolation(kind: SandboxKind, warm: usize) -> anyhow::Result<server::Isola
                     "this kernel does not offer seccomp, which sandbox processes need; pass --sandbox in-process to run programs inside the server process instead ({IN_PROCESS})"
                 );
             }
-            let command = sandbox::WorkerCommand::current_exe(&[crate::WORKER_COMMAND])?;
+            let options = sandbox::worker::Options {
+                functions: catalog::Catalog::new()
+                    .functions()
+                    .iter()
+                    .map(|f| f.path.to_string())
+                    .collect(),
+                memory: limits.memory,
+                wall_ms: limits.wall.as_millis() as u64,
+            };
+            let mut args = vec![crate::WORKER_COMMAND.to_string()];
+            args.extend(options.to_args());
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let command = sandbox::WorkerCommand::current_exe(&args)?;
             let pool = sandbox::Pool::new(command, warm);
             pool.fill();
             Ok(server::Isolation::Process(pool))
@@ -83,7 +100,7 @@ const IN_PROCESS: &str = "--sandbox in-process: programs run on threads of this 
 impl LimitArgs {
     /// Where programs run, checked against this kernel; `warm` workers are kept ready.
     pub fn isolation(&self, warm: usize) -> anyhow::Result<server::Isolation> {
-        isolation(self.sandbox, warm)
+        isolation(self.sandbox, warm, &self.limits())
     }
 
     /// The limits these flags set.
