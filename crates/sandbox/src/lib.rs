@@ -325,7 +325,8 @@ fn prepare(program: &str) -> Result<strip::Stripped, Box<RunOutput>> {
 
 /// Runs a program on the calling thread in a prepared context, in a sandbox worker process
 /// (which has no thread to spare and is killed from outside if it runs away). `handle`
-/// drives tool calls.
+/// drives tool calls. The spent context comes back with the output, to be freed after the
+/// answer is sent.
 pub(crate) fn run_prepared(
     context: run::Prepared,
     program: &str,
@@ -334,12 +335,12 @@ pub(crate) fn run_prepared(
     limits: Limits,
     control: Control,
     handle: tokio::runtime::Handle,
-) -> RunOutput {
+) -> (RunOutput, Option<run::Spent>) {
     let stripped = match prepare(program) {
         Ok(s) => s,
-        Err(failed) => return *failed,
+        Err(failed) => return (*failed, None),
     };
-    context.run(run::Job {
+    let (out, spent) = context.run(run::Job {
         stripped,
         host,
         state,
@@ -347,7 +348,8 @@ pub(crate) fn run_prepared(
         cancel: control.cancel,
         handle,
         progress: control.progress,
-    })
+    });
+    (out, Some(spent))
 }
 
 /// Extra time a run gets past its wall-clock limit before the watchdog answers for it.

@@ -73,7 +73,7 @@ pub struct Job {
 /// calling thread.
 pub fn execute(job: Job) -> RunOutput {
     match Prepared::new(job.host.functions()) {
-        Ok(prepared) => prepared.run(job),
+        Ok(prepared) => prepared.run(job).0,
         Err(e) => RunOutput::failed(
             RunError::simple(
                 "InternalError",
@@ -134,8 +134,9 @@ impl Prepared {
         &self.functions
     }
 
-    /// Runs a program here; the context is spent afterwards.
-    pub fn run(self, job: Job) -> RunOutput {
+    /// Runs a program here. The context is spent afterwards: dropping what comes back with
+    /// the output frees it, when the caller has time (a worker answers first).
+    pub fn run(self, job: Job) -> (RunOutput, Spent) {
         let started = Instant::now();
         let deadline = started + job.limits.wall;
         let mut out = self.run_inner(&job, started, deadline).unwrap_or_else(|e| {
@@ -149,7 +150,7 @@ impl Prepared {
             )
         });
         out.stats.wall_ms = started.elapsed().as_millis() as u64;
-        out
+        (out, Spent(self))
     }
 
     fn run_inner(
@@ -186,6 +187,9 @@ impl Prepared {
         drive(rt, ctx, pending, rx, job, started, deadline)
     }
 }
+
+/// A context whose run is over; dropping it frees the context and its runtime.
+pub struct Spent(#[allow(dead_code)] Prepared);
 
 impl Drop for Prepared {
     fn drop(&mut self) {

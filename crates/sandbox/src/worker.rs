@@ -414,7 +414,7 @@ pub fn main(options: Options) -> i32 {
                 }
             })),
         };
-        let output = match context {
+        let (output, spent) = match context {
             Ok(context) => crate::run_prepared(
                 context,
                 &request.program,
@@ -424,13 +424,16 @@ pub fn main(options: Options) -> i32 {
                 control,
                 handle.clone(),
             ),
-            Err(e) => RunOutput::failed(
-                crate::RunError::simple(
-                    "InternalError",
-                    &format!("the sandbox could not start: {e}"),
+            Err(e) => (
+                RunOutput::failed(
+                    crate::RunError::simple(
+                        "InternalError",
+                        &format!("the sandbox could not start: {e}"),
+                    ),
+                    Vec::new(),
+                    Vec::new(),
                 ),
-                Vec::new(),
-                Vec::new(),
+                None,
             ),
         };
         runs_done += 1;
@@ -449,6 +452,8 @@ pub fn main(options: Options) -> i32 {
         if !reusable {
             return 0;
         }
+        // Freed after the answer is on its way.
+        drop(spent);
         // The next run's context, made while the server answers the client.
         prepared = crate::run::Prepared::new(functions).ok();
     }
