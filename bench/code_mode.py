@@ -123,7 +123,7 @@ async def main():
     p.add_argument("--binary", required=True)
     p.add_argument("--demo-kubeconfig", required=True)
     p.add_argument("--big-kubeconfig", required=True)
-    p.add_argument("--runs", type=int, default=50)
+    p.add_argument("--runs", type=int, default=200)
     p.add_argument("--scan-runs", type=int, default=3)
     p.add_argument("--serve-arg", action="append", default=[],
                    help="one more `kubecode serve` argument (repeatable), e.g. --serve-arg=--sandbox --serve-arg=in-process")

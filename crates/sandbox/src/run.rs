@@ -111,9 +111,15 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// A context whose `tools` offers `functions`.
+    /// A context whose `tools` offers `functions`, in a runtime of its own.
     pub fn new(functions: Vec<String>) -> rquickjs::Result<Prepared> {
-        let rt = Runtime::new()?;
+        Prepared::new_in(&Runtime::new()?, functions)
+    }
+
+    /// A context in `rt`, a runtime that outlives it: a worker keeps one for the contexts
+    /// of all its runs (the names every context interns stay interned).
+    pub fn new_in(rt: &Runtime, functions: Vec<String>) -> rquickjs::Result<Prepared> {
+        let rt = rt.clone();
         let ctx = Context::full(&rt)?;
         let pending = Rc::new(RefCell::new(Pending::default()));
         let bound: Bound = Rc::new(RefCell::new(None));

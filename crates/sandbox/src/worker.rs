@@ -349,7 +349,12 @@ pub fn main(options: Options) -> i32 {
     let outbox = Outbox(Arc::new(Mutex::new(std::io::stdout())));
     // Call ids stay unique across runs: a late answer to an earlier run's call finds nobody.
     let next_id = Arc::new(AtomicU64::new(1));
-    let mut prepared = crate::run::Prepared::new(options.functions.clone()).ok();
+    // One runtime for the worker's life; each run gets a fresh context in it.
+    let Ok(runtime) = rquickjs::Runtime::new() else {
+        eprintln!("sandbox worker: cannot make a JavaScript runtime");
+        return 2;
+    };
+    let mut prepared = crate::run::Prepared::new_in(&runtime, options.functions.clone()).ok();
     let mut confined: Option<Options> = None;
     let mut runs_done = 0u32;
     loop {
@@ -385,7 +390,7 @@ pub fn main(options: Options) -> i32 {
         cancel.store(false, Ordering::SeqCst);
         let context = match prepared.take() {
             Some(p) if p.functions() == functions.as_slice() => Ok(p),
-            _ => crate::run::Prepared::new(functions.clone()),
+            _ => crate::run::Prepared::new_in(&runtime, functions.clone()),
         };
         let host = Arc::new(PipeHost {
             functions: functions.clone(),
@@ -455,6 +460,6 @@ pub fn main(options: Options) -> i32 {
         // Freed after the answer is on its way.
         drop(spent);
         // The next run's context, made while the server answers the client.
-        prepared = crate::run::Prepared::new(functions).ok();
+        prepared = crate::run::Prepared::new_in(&runtime, functions).ok();
     }
 }
