@@ -13,6 +13,7 @@ mod http;
 mod memory;
 mod registry;
 mod state;
+mod stdio;
 mod tools;
 
 use std::sync::Arc;
@@ -214,7 +215,7 @@ pub enum ServeError {
 /// Serves one session over stdin/stdout until the client closes it.
 pub async fn serve_stdio(server: Arc<ServerState>) -> Result<(), ServeError> {
     let running = KubecodeServer::new(&server, Caller::local())
-        .serve(rmcp::transport::stdio())
+        .serve(stdio::transport())
         .await
         .map_err(|e| ServeError::Session(e.to_string()))?;
     running
