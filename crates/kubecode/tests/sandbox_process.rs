@@ -59,8 +59,9 @@ fn kubecode_run_exits_after_printing_whatever_the_program_did() {
     assert!(took < Duration::from_secs(8), "kubecode run took {took:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn memory_returns_after_a_burst_of_200_runs() {
+/// `kubecode serve --http` against the demo cluster (kubesim); the cluster lives as long as
+/// the second value.
+async fn demo_over_http() -> (HttpServer, (kubesim::RunningServer, tempfile::TempDir)) {
     let dir = tempfile::tempdir().unwrap();
     let api = kubesim::serve(kubesim::demo::snapshot(), kubesim::ServerConfig::default())
         .await
@@ -70,6 +71,12 @@ async fn memory_returns_after_a_burst_of_200_runs() {
     let server = HttpServer::start(binary(), &dir.path().join("kubeconfig"))
         .await
         .unwrap();
+    (server, (api, dir))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_returns_after_a_burst_of_200_runs() {
+    let (server, _cluster) = demo_over_http().await;
     let pid = server.pid().unwrap();
     let program = "const pods = await tools.kubernetes.list({ kind: 'Pod', allNamespaces: true }); return pods.map(p => p.metadata.name).length";
     let mut first = HttpSession::open(server.addr).await.unwrap();
@@ -139,15 +146,7 @@ async fn settle_at(pid: u32, n: usize) -> Vec<u32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_keeps_its_own_worker_with_a_fresh_context_per_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let api = kubesim::serve(kubesim::demo::snapshot(), kubesim::ServerConfig::default())
-        .await
-        .unwrap();
-    api.write_kubeconfig(&dir.path().join("kubeconfig"))
-        .unwrap();
-    let server = HttpServer::start(binary(), &dir.path().join("kubeconfig"))
-        .await
-        .unwrap();
+    let (server, _cluster) = demo_over_http().await;
     let pid = server.pid().unwrap();
     // The warm pool: two workers.
     assert_eq!(settle_at(pid, 2).await.len(), 2);

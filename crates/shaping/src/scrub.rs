@@ -127,22 +127,24 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     out
 }
 
+/// What a credential's key or variable name ends with (lowercase, without `-` and `_`).
+const CREDENTIAL_WORDS: [&str; 8] = [
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "apikey",
+    "accesskey",
+    "privatekey",
+    "credentials",
+];
+
 /// Whether a key or variable name names a credential (`password`, `apiKey`,
 /// `client_secret`, `DB_PASSWORD`, ...).
 pub(crate) fn credential_key(key: &str) -> bool {
     // Compared from the end, case-insensitively, skipping `-` and `_`, without allocating:
     // this runs for every key and every `name` of a list of thousands of objects.
-    const WORDS: [&str; 8] = [
-        "password",
-        "passwd",
-        "secret",
-        "token",
-        "apikey",
-        "accesskey",
-        "privatekey",
-        "credentials",
-    ];
-    WORDS.iter().any(|w| {
+    CREDENTIAL_WORDS.iter().any(|w| {
         let mut key = key
             .bytes()
             .rev()
@@ -188,18 +190,7 @@ mod tests {
     fn credential_keys_match_the_lowercased_suffix_rule() {
         let reference = |key: &str| {
             let k = key.to_ascii_lowercase().replace(['-', '_'], "");
-            [
-                "password",
-                "passwd",
-                "secret",
-                "token",
-                "apikey",
-                "accesskey",
-                "privatekey",
-                "credentials",
-            ]
-            .iter()
-            .any(|w| k.ends_with(w))
+            CREDENTIAL_WORDS.iter().any(|w| k.ends_with(w))
         };
         let keys = [
             "DB_PASSWORD",
