@@ -1,7 +1,7 @@
 //! The worker side of a sandbox process (`kubecode sandbox-worker`): it prepares a fresh
-//! QuickJS context (prelude evaluated) before any program arrives, receives a program over
-//! stdin, confines itself ([`crate::confine`]) before running the first, runs it, sends its
-//! tool calls to the server over stdout and, at the end, the run's output and `state`.
+//! QuickJS context (prelude evaluated), confines itself ([`crate::confine`]) before any
+//! program arrives, receives a program over stdin, runs it, sends its tool calls to the
+//! server over stdout and, at the end, the run's output and `state`.
 //!
 //! A worker serves one session: the server gives it the same session's next program, never
 //! another session's, and every run gets a context of its own (prepared while the worker
@@ -355,7 +355,16 @@ pub fn main(options: Options) -> i32 {
         return 2;
     };
     let mut prepared = crate::run::Prepared::new_in(&runtime, options.functions.clone()).ok();
+    // Confined now when the server said its limits (it always does), so that the first run
+    // does not wait for it; else before the first run, from that run's limits.
     let mut confined: Option<Options> = None;
+    if options.memory > 0 && options.wall_ms > 0 {
+        if let Err(e) = crate::confine::confine(options.memory, options.cpu_seconds()) {
+            eprintln!("sandbox worker: {e}");
+            return 3;
+        }
+        confined = Some(options.clone());
+    }
     let mut runs_done = 0u32;
     loop {
         let Ok((
@@ -374,17 +383,21 @@ pub fn main(options: Options) -> i32 {
                 return 2;
             }
         };
-        let bounds = confined.get_or_insert_with(|| Options {
-            functions: Vec::new(),
-            memory: options.memory.max(limits.memory),
-            wall_ms: options.wall_ms.max(limits.wall_ms),
-        });
-        if runs_done == 0
-            && let Err(e) = crate::confine::confine(bounds.memory, bounds.cpu_seconds())
-        {
-            eprintln!("sandbox worker: {e}");
-            return 3;
-        }
+        let bounds = match &confined {
+            Some(bounds) => bounds.clone(),
+            None => {
+                let bounds = Options {
+                    functions: Vec::new(),
+                    memory: limits.memory,
+                    wall_ms: limits.wall_ms,
+                };
+                if let Err(e) = crate::confine::confine(bounds.memory, bounds.cpu_seconds()) {
+                    eprintln!("sandbox worker: {e}");
+                    return 3;
+                }
+                confined.insert(bounds).clone()
+            }
+        };
         let cpu_budget = bounds.cpu_seconds() as f64;
         let fits = limits.memory <= bounds.memory && limits.wall_ms <= bounds.wall_ms;
         cancel.store(false, Ordering::SeqCst);
