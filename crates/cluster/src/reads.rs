@@ -76,9 +76,10 @@ pub enum EventType {
     Warning,
 }
 
-/// What `kubernetes.metrics` reads: `pods` or `nodes`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "lowercase")]
+/// What `kubernetes.metrics` reads: pods or nodes. Spelled as every function that takes a
+/// kind accepts it (CONTRACT §2): the kind (`Pod`), the plural (`pods`), a short name (`po`)
+/// or `plural.group`, in any case; the metrics kinds (`PodMetrics`) too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[allow(missing_docs)]
 pub enum MetricsKind {
     #[default]
@@ -86,11 +87,36 @@ pub enum MetricsKind {
     Nodes,
 }
 
+impl MetricsKind {
+    /// The metrics kind a kind's spelling names, if any.
+    pub fn from_spelling(kind: &str) -> Option<MetricsKind> {
+        let k = kind.trim().to_ascii_lowercase();
+        let k = k.strip_suffix(".metrics.k8s.io").unwrap_or(&k);
+        match k {
+            "pod" | "pods" | "po" | "podmetrics" => Some(MetricsKind::Pods),
+            "node" | "nodes" | "no" | "nodemetrics" => Some(MetricsKind::Nodes),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MetricsKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let kind = String::deserialize(d)?;
+        MetricsKind::from_spelling(&kind).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "metrics exist for pods and nodes only, not {kind:?}: pass kind \"Pod\" or \"Node\""
+            ))
+        })
+    }
+}
+
 /// Arguments of `kubernetes.metrics`.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MetricsQuery {
-    /// `pods` or `nodes`.
+    /// `Pod` or `Node` (or `pods`, `po`, `nodes`, `no`: any spelling of the two kinds).
+    #[schemars(with = "String")]
     pub kind: MetricsKind,
     /// Namespace for pods (default: the context's).
     pub namespace: Option<String>,
@@ -479,6 +505,35 @@ impl Cluster {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_take_any_spelling_of_pod_and_node() {
+        for (spelling, kind) in [
+            ("Pod", Some(MetricsKind::Pods)),
+            ("pods", Some(MetricsKind::Pods)),
+            ("po", Some(MetricsKind::Pods)),
+            ("PodMetrics", Some(MetricsKind::Pods)),
+            ("pods.metrics.k8s.io", Some(MetricsKind::Pods)),
+            ("Node", Some(MetricsKind::Nodes)),
+            ("nodes", Some(MetricsKind::Nodes)),
+            ("no", Some(MetricsKind::Nodes)),
+            ("Deployment", None),
+            ("", None),
+        ] {
+            assert_eq!(MetricsKind::from_spelling(spelling), kind, "{spelling}");
+        }
+        let e = serde_json::from_value::<MetricsQuery>(serde_json::json!({"kind": "Deployment"}))
+            .expect_err("Deployment has no metrics");
+        assert!(
+            e.to_string().contains("pass kind \"Pod\" or \"Node\""),
+            "{e}"
+        );
+        let q: MetricsQuery =
+            serde_json::from_value(serde_json::json!({"kind": "Pod"})).expect("Pod");
+        assert_eq!(q.kind, MetricsKind::Pods);
+    }
+
     #[test]
     fn names_are_single_path_segments() {
         for ok in [

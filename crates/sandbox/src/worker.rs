@@ -44,8 +44,9 @@ pub(crate) struct RunDone {
 /// Programs one worker runs at most.
 pub const MAX_RUNS: u32 = 100;
 
-/// A worker whose peak memory passed this retires: its heap would stay that large.
-const MAX_KEPT_RSS_KIB: i64 = 48 * 1024;
+/// A worker whose allocator holds more than this after a run retires: its heap would stay
+/// that large.
+const MAX_KEPT_HEAP: usize = 48 << 20;
 
 /// How a worker is started: the functions its contexts offer and the server's largest
 /// limits (its resource limits are set from them once, before the first program).
@@ -99,15 +100,31 @@ impl Options {
     }
 }
 
-/// CPU time used so far (user and system), in seconds, and the peak resident size in KiB.
-fn usage() -> (f64, i64) {
+/// CPU time used so far (user and system), in seconds.
+fn cpu_seconds_used() -> f64 {
     // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is valid.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) } != 0 {
-        return (f64::MAX, i64::MAX);
+        return f64::MAX;
     }
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    (secs(u.ru_utime) + secs(u.ru_stime), u.ru_maxrss)
+    secs(u.ru_utime) + secs(u.ru_stime)
+}
+
+/// Bytes the allocator holds, in use or kept free (glibc's count; 0 where the C library
+/// does not say). Not the peak RSS from getrusage: after the server's vfork and exec that
+/// counts the server's own size.
+fn heap_held() -> usize {
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        let info = unsafe { libc::mallinfo2() };
+        info.arena + info.hblkhd
+    }
+    #[cfg(not(target_env = "gnu"))]
+    {
+        0
+    }
 }
 
 type CallReply = tokio::sync::oneshot::Sender<Result<HostValue, (String, String)>>;
@@ -455,10 +472,10 @@ pub fn main(options: Options) -> i32 {
             ),
         };
         runs_done += 1;
-        let (cpu, peak_kib) = usage();
+        let cpu = cpu_seconds_used();
         // Another run must fit in what is left of the CPU-time limit.
         let reusable =
-            fits && runs_done < MAX_RUNS && cpu < cpu_budget / 2.0 && peak_kib < MAX_KEPT_RSS_KIB;
+            fits && runs_done < MAX_RUNS && cpu < cpu_budget / 2.0 && heap_held() < MAX_KEPT_HEAP;
         let done = RunDone {
             output,
             state: state.snapshot(),
