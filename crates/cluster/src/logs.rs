@@ -154,11 +154,25 @@ impl Cluster {
         };
         let path = format!("/api/v1/namespaces/{namespace}/pods/{}/log?{query}", q.name);
         let body = ctx.transport.get(&path).await.map_err(|e| match e.kind {
+            // The API server answers 400 for logs that do not exist (yet): nothing was wrong
+            // with the arguments, so it is no input error; say where to look instead.
+            ErrorKind::BadInput { .. } if no_logs_yet(&e.message) => ClusterError::not_found(format!(
+                "{}: the container has no logs to read; its pod's events say why (tools.kubernetes.events({{kind: \"Pod\", name: \"{}\", namespace: \"{namespace}\"}}))",
+                e.message, q.name
+            )),
             ErrorKind::BadInput { .. } => ClusterError::bad_input("container", e.message),
             _ => e,
         })?;
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
+}
+
+/// Whether an API server's 400 on a log read says the log does not exist: a pod not
+/// scheduled yet, a container not started, or no earlier container to read `previous` of.
+fn no_logs_yet(message: &str) -> bool {
+    message.contains("does not have a host assigned")
+        || message.contains("is waiting to start")
+        || (message.contains("previous terminated container") && message.contains("not found"))
 }
 
 #[cfg(test)]

@@ -298,6 +298,42 @@ async fn logs_default_the_container_and_grep_host_side() {
 }
 
 #[tokio::test]
+async fn logs_that_do_not_exist_yet_are_not_found_and_point_at_events() {
+    let (_s, c) = serve(kubesim::demo::snapshot(), ServerConfig::default()).await;
+    for (namespace, app, says) in [
+        ("ml", "app=model-trainer", "does not have a host assigned"),
+        ("shop", "app=recommendations", "is waiting to start"),
+    ] {
+        let pod = names(
+            &c.list(&ListQuery {
+                label_selector: Some(app.into()),
+                ..list("pods", Some(namespace))
+            })
+            .await
+            .unwrap(),
+        )[0]
+        .clone();
+        let e = c
+            .logs(&LogsQuery {
+                name: pod.clone(),
+                namespace: Some(namespace.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound, "{e:?}");
+        assert!(e.message.contains(says), "{}", e.message);
+        assert!(
+            e.message.contains(&format!(
+                "tools.kubernetes.events({{kind: \"Pod\", name: \"{pod}\""
+            )),
+            "{}",
+            e.message
+        );
+    }
+}
+
+#[tokio::test]
 async fn events_come_newest_last_and_filter_by_object_type_and_age() {
     let (_s, c) = serve(kubesim::demo::snapshot(), ServerConfig::default()).await;
     let all = c
