@@ -149,6 +149,15 @@ fn query(pairs: &[(&str, Option<String>)]) -> String {
     q.finish()
 }
 
+/// A sink of objects as a sink of their JSON text (which the list path has validated).
+fn decoded<'a>(sink: &'a mut (dyn FnMut(Value) + Send)) -> impl FnMut(String) + Send + 'a {
+    move |text| {
+        if let Ok(v) = serde_json::from_str(&text) {
+            sink(v)
+        }
+    }
+}
+
 /// Fills `kind`/`apiVersion` (lists omit them) and drops `managedFields`.
 fn tidy(mut item: Value, r: &ApiResource) -> Value {
     if let Value::Object(m) = &mut item {
@@ -238,12 +247,8 @@ impl Cluster {
         sel: &Selection<'_>,
     ) -> Result<Vec<Value>> {
         let mut items = Vec::new();
-        self.list_pages(ctx, r, sel, &mut |text| {
-            if let Ok(v) = serde_json::from_str(&text) {
-                items.push(v)
-            }
-        })
-        .await?;
+        self.list_pages(ctx, r, sel, &mut decoded(&mut |v| items.push(v)))
+            .await?;
         Ok(items)
     }
 
@@ -255,12 +260,7 @@ impl Cluster {
         q: &ListQuery,
         sink: &mut (dyn FnMut(Value) + Send),
     ) -> Result<usize> {
-        self.list_each_text(q, &mut |text| {
-            if let Ok(v) = serde_json::from_str(&text) {
-                sink(v)
-            }
-        })
-        .await
+        self.list_each_text(q, &mut decoded(sink)).await
     }
 
     /// Like [`Cluster::list_each`], with each object as compact JSON text, tidied

@@ -249,7 +249,7 @@ fn result_payload(value: HostValue) -> (Vec<u8>, bool) {
     match value {
         HostValue::Json(v) => (v.to_string().into_bytes(), false),
         HostValue::Text(t) => (t.into_bytes(), false),
-        HostValue::Items(items) => (items.join("\n").into_bytes(), true),
+        HostValue::Items(items) => (wire::join_items(&items), true),
     }
 }
 
@@ -326,7 +326,7 @@ async fn drive(
                     let (host, tx) = (host.clone(), tx.clone());
                     let items_tx = tx.clone();
                     let ahead: crate::ItemBatches = Box::new(move |items: Vec<String>| {
-                        let payload = items.join("\n").into_bytes();
+                        let payload = wire::join_items(&items);
                         let _ = items_tx.send((Header::Items { id, len: payload.len() }, payload));
                     });
                     calls.spawn(async move {

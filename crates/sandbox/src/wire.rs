@@ -97,6 +97,20 @@ pub enum Header {
     },
 }
 
+/// A list's items as one payload: one item per line (compact JSON has no raw newline).
+pub(crate) fn join_items(items: &[String]) -> Vec<u8> {
+    items.join("\n").into_bytes()
+}
+
+/// The items of a [`join_items`] payload.
+pub(crate) fn split_items(text: &str) -> Vec<String> {
+    if text.is_empty() {
+        Vec::new()
+    } else {
+        text.split('\n').map(str::to_string).collect()
+    }
+}
+
 impl Header {
     fn payload_len(&self) -> usize {
         match self {

@@ -241,7 +241,7 @@ fn read_messages(
             }
             Header::Items { id, .. } => {
                 if let Some(ahead) = lock(&waiting.ahead).get_mut(&id) {
-                    ahead(lines(text_of(payload)));
+                    ahead(wire::split_items(&text_of(payload)));
                 }
             }
             Header::Result {
@@ -255,7 +255,7 @@ fn read_messages(
                 lock(&waiting.ahead).remove(&id);
                 let text = text_of(payload);
                 let result = if ok && items {
-                    Ok(HostValue::Items(lines(text)))
+                    Ok(HostValue::Items(wire::split_items(&text)))
                 } else if ok {
                     Ok(HostValue::Text(text))
                 } else {
@@ -280,15 +280,6 @@ fn read_messages(
 fn text_of(payload: Vec<u8>) -> String {
     String::from_utf8(payload)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-/// A list's items, one per line (compact JSON has no raw newline).
-fn lines(text: String) -> Vec<String> {
-    if text.is_empty() {
-        Vec::new()
-    } else {
-        text.split('\n').map(str::to_string).collect()
-    }
 }
 
 /// What a test asks a confined worker to try: each must kill it with SIGSYS.
