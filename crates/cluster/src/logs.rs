@@ -157,7 +157,7 @@ impl Cluster {
             // The API server answers 400 for logs that do not exist (yet): nothing was wrong
             // with the arguments, so it is no input error; say where to look instead.
             ErrorKind::BadInput { .. } if no_logs_yet(&e.message) => ClusterError::not_found(format!(
-                "{}: the container has no logs to read; its pod's events say why (tools.kubernetes.events({{kind: \"Pod\", name: \"{}\", namespace: \"{namespace}\"}}))",
+                "{}: the container has no logs to read; its pod's events say why (the events of kind Pod, name {}, namespace {namespace})",
                 e.message, q.name
             )),
             ErrorKind::BadInput { .. } => ClusterError::bad_input("container", e.message),

@@ -325,7 +325,7 @@ async fn logs_that_do_not_exist_yet_are_not_found_and_point_at_events() {
         assert!(e.message.contains(says), "{}", e.message);
         assert!(
             e.message.contains(&format!(
-                "tools.kubernetes.events({{kind: \"Pod\", name: \"{pod}\""
+                "events of kind Pod, name {pod}, namespace {namespace}"
             )),
             "{}",
             e.message
