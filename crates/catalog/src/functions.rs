@@ -159,15 +159,73 @@ fn events<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a>
     // Returned as they are: serde_json::to_value would deep-copy every object.
     Box::pin(async move {
         let q = parse::<EventsQuery>("kubernetes.events", args)?;
-        Ok(Reply::Value(Value::Array(c.events(&q).await?)))
+        Ok(Reply::Value(Value::Array(c.events_view(&q).await?)))
     })
 }
 
 fn metrics<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
     Box::pin(async move {
         let q = parse::<MetricsQuery>("kubernetes.metrics", args)?;
-        Ok(Reply::Value(Value::Array(c.metrics(&q).await?)))
+        Ok(Reply::Value(Value::Array(c.metrics_view(&q).await?)))
     })
+}
+
+/// Arguments of `kubernetes.explain`.
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ExplainQuery {
+    /// Kind, plural, short name or `plural.group`, optionally followed by a field path as
+    /// kubectl explain takes it (`pods.spec.containers`).
+    kind: String,
+    /// A dotted field path inside the kind (`spec.template.spec.containers`).
+    field: Option<String>,
+    /// Kubeconfig context.
+    context: Option<String>,
+}
+
+fn explain<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
+    Box::pin(async move {
+        let q = parse::<ExplainQuery>("kubernetes.explain", args)?;
+        let context = q.context.as_deref();
+        // `pods.spec.containers`: the longest leading part that names a kind is the kind.
+        let resources = c.api_resources(context).await?;
+        let known = |k: &str| cluster::find_kind(&resources, k).is_some();
+        let parts: Vec<&str> = q.kind.split('.').collect();
+        let (kind, field) = match &q.field {
+            Some(f) => (q.kind.clone(), Some(f.clone())),
+            None if known(&q.kind) => (q.kind.clone(), None),
+            None => (1..parts.len())
+                .rev()
+                .map(|i| (parts[..i].join("."), parts[i..].join(".")))
+                .find(|(k, _)| known(k))
+                .map_or((q.kind.clone(), None), |(k, f)| (k, Some(f))),
+        };
+        let schema = c.kind_schema(&kind, context).await?;
+        Ok(Reply::Value(Value::String(crate::kind_types::declaration(
+            &schema,
+            field.as_deref(),
+        )?)))
+    })
+}
+
+fn event_schema() -> Value {
+    json!({"type": "object", "properties": {
+        "type": {"type": "string", "enum": ["Normal", "Warning"]}, "reason": {"type": "string"},
+        "message": {"type": "string"},
+        "object": {"type": "object", "properties": {"kind": {"type": "string"}, "name": {"type": "string"}, "namespace": {"type": "string"}}, "required": ["kind", "name"]},
+        "count": {"type": "integer"}, "first": {"type": "string"}, "last": {"type": "string"}, "source": {"type": "string"}},
+        "required": ["type", "reason", "message", "object", "count", "first", "last"]})
+}
+
+fn metrics_schema() -> Value {
+    let usage = json!({"cpuMillicores": {"type": "integer"}, "memoryBytes": {"type": "integer"}});
+    json!({"type": "object", "properties": {
+        "name": {"type": "string"}, "namespace": {"type": "string"},
+        "cpuMillicores": usage["cpuMillicores"], "memoryBytes": usage["memoryBytes"],
+        "cpuPercent": {"type": "integer"}, "memoryPercent": {"type": "integer"},
+        "containers": {"type": "array", "items": {"type": "object", "properties": {
+            "name": {"type": "string"}, "cpuMillicores": usage["cpuMillicores"], "memoryBytes": usage["memoryBytes"]}}}},
+        "required": ["name", "cpuMillicores", "memoryBytes"]})
 }
 
 fn contexts<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
@@ -211,7 +269,7 @@ fn helm_history<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFutu
     })
 }
 
-const NARROW_LIST: &str = "Narrow the call: pass namespace, labelSelector, fieldSelector or limit.";
+const NARROW_LIST: &str = "Narrow the call: pass namespace, labelSelector, fieldSelector, limit or fields.";
 
 /// Every function, in the order an index lists them.
 pub fn all() -> Vec<Function> {
@@ -219,10 +277,11 @@ pub fn all() -> Vec<Function> {
         Function {
             path: "kubernetes.list",
             tool_name: "kube_list",
-            summary: "List objects of a kind (Pod, deploy, svc, widgets.example.com) in a namespace or all, with label/field selectors",
-            doc: "Lists objects of any kind the cluster serves, custom resources included. `kind` takes a Kind, plural, short name or plural.group. Without `namespace` the context's namespace is used; `allNamespaces: true` lists everywhere. Pages are followed up to `limit`; a list larger than the server's cap fails and asks for narrowing. Returns full objects with metadata.managedFields removed.",
+            summary: "Objects of any kind (Pod, deploy, svc, widgets.example.com) in a namespace or all; label/field selectors; fields keeps only the paths you name",
+            doc: "Lists objects of any kind the cluster serves, custom resources included; `kind` takes a Kind, plural, short name or plural.group. Without `namespace` the context's namespace is used; `allNamespaces: true` lists everywhere. Every page is read up to `limit`; more than the list cap (20,000 by default) fails and asks to narrow. Returns whole objects (metadata.managedFields removed); `fields: [\"metadata.name\", \"status.phase\"]` keeps only those paths (plus kind, name, namespace); `managers: true` adds metadata.managers (who changed which fields, when); `rows: true` gives one row per object with the columns kubectl get prints. A kind you may not list fails with code Forbidden; an empty list means there are none.",
             input_schema: schema::<ListQuery>(),
             output_schema: array_of(k8s_object()),
+            returns: "K8sObject[]",
             annotations: READ_ONLY,
             shape: Shape::Items,
             narrow_hint: NARROW_LIST,
@@ -233,13 +292,14 @@ pub fn all() -> Vec<Function> {
         Function {
             path: "kubernetes.get",
             tool_name: "kube_get",
-            summary: "Get one object by kind and name",
-            doc: "Gets one object. A missing object fails with code NotFound.",
+            summary: "One object by kind and name",
+            doc: "Gets one object (metadata.managedFields removed; `fields` and `managers` as for list). A missing object fails with code NotFound, one you may not read with Forbidden.",
             input_schema: schema::<GetQuery>(),
             output_schema: k8s_object(),
+            returns: "K8sObject",
             annotations: READ_ONLY,
             shape: Shape::Object,
-            narrow_hint: "The object is large: in code mode return only the fields you need.",
+            narrow_hint: "Pass fields to keep only the paths you need.",
             validate: check::<GetQuery>,
             handler: get,
             filter: None,
@@ -247,10 +307,11 @@ pub fn all() -> Vec<Function> {
         Function {
             path: "kubernetes.logs",
             tool_name: "kube_logs",
-            summary: "Read a pod container's log (previous instance, tail, since, grep)",
-            doc: "Reads a container's log. `container` may be omitted for single-container pods (or when the pod names a default container); otherwise the error lists the containers. `previous: true` reads the last terminated instance (why it crashed). `grep` is a regular expression applied to each line; with `tailLines` it keeps the last matching lines.",
+            summary: "A pod container's log text (previous instance, tail, since, grep)",
+            doc: "Reads a container's log as text. `container` may be omitted for single-container pods (or when the pod names a default container); otherwise the error lists the containers. `previous: true` reads the last terminated instance (why it crashed). Without tailLines/sinceSeconds the whole log is read (up to the output limit, which keeps its end). `grep` is a regular expression (Rust regex syntax: no look-around or backreferences) applied to each line; with `tailLines` it keeps the last matching lines. A log that does not exist yet (pod not scheduled, container waiting) fails with NotFound and names the events to read.",
             input_schema: schema::<LogsQuery>(),
             output_schema: json!({"type": "string"}),
+            returns: "string",
             annotations: READ_ONLY,
             shape: Shape::Text,
             narrow_hint: "Pass tailLines, sinceSeconds or grep.",
@@ -261,10 +322,11 @@ pub fn all() -> Vec<Function> {
         Function {
             path: "kubernetes.events",
             tool_name: "kube_events",
-            summary: "Events, newest last, filtered by involved object kind/name, type and age",
-            doc: "Lists core/v1 events oldest first (newest last). Filter by the involved object (`kind`, `name`), `type` (Normal or Warning) and `sinceSeconds` (measured against the API server's clock).",
+            summary: "Events, oldest first, by involved object kind/name, type and age; compact",
+            doc: "Lists events oldest first (newest last) as compact objects: {type, reason, message, object: {kind, name, namespace}, count, first, last, source}, times in RFC 3339 normalised from the API's several time fields. Filter by the involved object (`kind` in any spelling, `name`), `type` (Normal or Warning) and `sinceSeconds` (against the API server's clock). `raw: true` returns the API's Event objects; `fields` keeps only the paths named.",
             input_schema: schema::<EventsQuery>(),
-            output_schema: array_of(k8s_object()),
+            output_schema: array_of(event_schema()),
+            returns: "Event[]",
             annotations: READ_ONLY,
             shape: Shape::Items,
             narrow_hint: "Pass namespace, kind and name, type: \"Warning\", or sinceSeconds.",
@@ -275,15 +337,31 @@ pub fn all() -> Vec<Function> {
         Function {
             path: "kubernetes.metrics",
             tool_name: "kube_metrics",
-            summary: "CPU and memory usage of pods or nodes (metrics-server)",
-            doc: "Reads PodMetrics or NodeMetrics from metrics.k8s.io. Fails with a clear error when metrics-server is not installed.",
+            summary: "CPU (millicores) and memory (bytes) of pods, per container, or of nodes",
+            doc: "Reads metrics-server's usage: for kind Pod (any spelling) {name, namespace, cpuMillicores, memoryBytes, containers: [{name, cpuMillicores, memoryBytes}]}; for kind Node {name, cpuMillicores, memoryBytes, cpuPercent, memoryPercent} (percent of allocatable). `raw: true` returns the API's objects. Fails with code Unavailable when metrics-server is not installed.",
             input_schema: schema::<MetricsQuery>(),
-            output_schema: array_of(json!({"type": "object"})),
+            output_schema: array_of(metrics_schema()),
+            returns: "Usage[]",
             annotations: READ_ONLY,
             shape: Shape::Items,
             narrow_hint: "Pass namespace or name.",
             validate: check::<MetricsQuery>,
             handler: metrics,
+            filter: None,
+        },
+        Function {
+            path: "kubernetes.explain",
+            tool_name: "kube_explain",
+            summary: "A kind's fields as TypeScript, from the cluster's OpenAPI schema (custom resources too); `Pod.spec.containers` for one field",
+            doc: "Returns the TypeScript declaration of a kind as this cluster serves it (from its /openapi/v3), with a short doc per field and the types it uses; types beyond the answer's budget are named, to be asked for by field path (`kind: \"pods.spec.containers\"` or `field: \"spec.containers\"`), as kubectl explain takes them.",
+            input_schema: schema::<ExplainQuery>(),
+            output_schema: json!({"type": "string"}),
+            returns: "string",
+            annotations: READ_ONLY,
+            shape: Shape::Text,
+            narrow_hint: "Ask for one field: kind \"Pod.spec.containers\".",
+            validate: check::<ExplainQuery>,
+            handler: explain,
             filter: None,
         },
         Function {
@@ -293,6 +371,7 @@ pub fn all() -> Vec<Function> {
             doc: "Lists the contexts kubecode can use; pass `context` to any other function to use one.",
             input_schema: schema::<NoArguments>(),
             output_schema: array_of(schema::<ContextInfo>()),
+            returns: "{name, cluster, namespace?, current}[]",
             annotations: READ_ONLY,
             shape: Shape::Items,
             narrow_hint: "",
@@ -303,10 +382,11 @@ pub fn all() -> Vec<Function> {
         Function {
             path: "kubernetes.apiResources",
             tool_name: "kube_api_resources",
-            summary: "Every kind the cluster serves: name, group, version, namespaced, short names",
+            summary: "Every kind the cluster serves, custom resources included",
             doc: "Lists the resources API discovery reports (preferred versions), custom resources included.",
             input_schema: schema::<ApiResourcesQuery>(),
             output_schema: array_of(schema::<ApiResource>()),
+            returns: "{kind, name, group, version, namespaced, shortNames}[]",
             annotations: READ_ONLY,
             shape: Shape::Items,
             narrow_hint: "",
@@ -318,9 +398,10 @@ pub fn all() -> Vec<Function> {
             path: "helm.list",
             tool_name: "helm_list",
             summary: "Helm releases (latest revision of each) with status, chart and app version",
-            doc: "Reads Helm 3 releases from their storage Secrets (and ConfigMaps); no helm binary is used.",
+            doc: "Reads Helm 3/4 releases from their storage Secrets (and ConfigMaps); no helm binary is used. Looks in `namespace` (default: the context's) or, with `allNamespaces: true`, everywhere; an empty list means no release there, and Secrets you may not read fail with code Forbidden.",
             input_schema: schema::<HelmListQuery>(),
             output_schema: array_of(schema::<HelmReleaseSummary>()),
+            returns: "HelmRelease[]",
             annotations: READ_ONLY,
             shape: Shape::Items,
             narrow_hint: "Pass namespace.",
@@ -335,9 +416,10 @@ pub fn all() -> Vec<Function> {
             doc: "Decodes a release revision (the latest by default): user-supplied values, the rendered manifest, the manifest parsed into objects (compare them with live objects to find drift) and the notes.",
             input_schema: schema::<HelmGetQuery>(),
             output_schema: schema::<HelmRelease>(),
+            returns: "{name, namespace, revision, status, chart, values, manifest, objects: K8sObject[], notes?}",
             annotations: READ_ONLY,
             shape: Shape::Object,
-            narrow_hint: "In code mode, compare the release's objects with the live ones and return only the differences.",
+            narrow_hint: "In a program, compare the release's objects with the live ones and return only the differences.",
             validate: check::<HelmGetQuery>,
             handler: helm_get,
             filter: None,
@@ -349,6 +431,7 @@ pub fn all() -> Vec<Function> {
             doc: "Lists a release's stored revisions with status, chart and description.",
             input_schema: schema::<HelmListQuery>(),
             output_schema: array_of(schema::<HelmReleaseSummary>()),
+            returns: "HelmRelease[]",
             annotations: READ_ONLY,
             shape: Shape::Items,
             narrow_hint: "",

@@ -6,6 +6,7 @@
 //! the validation behind it cannot drift apart.
 
 mod functions;
+mod kind_types;
 mod search;
 pub mod typescript;
 
@@ -91,6 +92,9 @@ pub struct Function {
     pub input_schema: Value,
     /// JSON Schema of the result as the sandbox sees it.
     pub output_schema: Value,
+    /// The result's TypeScript type as the index names it (`K8sObject[]`, `string`): a
+    /// name from [`typescript::PRELUDE`] or a plain type.
+    pub returns: &'static str,
     /// MCP annotations.
     pub annotations: Annotations,
     /// How tools mode wraps the result.

@@ -5,9 +5,21 @@ use serde_json::Value;
 
 use crate::{Catalog, Function};
 
-/// The shared types every declaration file starts with.
-pub const PRELUDE: &str = "/** A Kubernetes object as the API returns it, metadata.managedFields removed. */\n\
-type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; [field: string]: any }; [field: string]: any };\n";
+/// The shared types every declaration file starts with: the names the index's return
+/// types use.
+pub const PRELUDE: &str = "/** A Kubernetes object as the API returns it, metadata.managedFields removed. tools.describe(\"Pod\") gives any kind's fields. */\n\
+type K8sObject = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string>; [field: string]: any }; [field: string]: any };\n\
+/** An event, compact; first/last in RFC 3339. */\n\
+type Event = { type: \"Normal\" | \"Warning\"; reason: string; message: string; object: { kind: string; name: string; namespace?: string }; count: number; first: string; last: string; source?: string };\n\
+/** Resource usage: CPU in millicores, memory in bytes; pods per container, nodes with the percent of allocatable. */\n\
+type Usage = { name: string; namespace?: string; cpuMillicores: number; memoryBytes: number; containers?: { name: string; cpuMillicores: number; memoryBytes: number }[]; cpuPercent?: number; memoryPercent?: number };\n\
+/** A Helm release revision. */\n\
+type HelmRelease = { name: string; namespace: string; revision: number; status: string; chart: string; appVersion?: string; updated?: string; description?: string };\n\
+/** What a diagnose function found (small findings with evidence) and what it checked. */\n\
+type Report = { findings: { object: { kind: string; name: string; namespace?: string }; problem: string; evidence: string[]; hint?: string }[]; checked: string[] };\n";
+
+/// The same types in one line each, short: what the code-mode description carries.
+pub const TYPES_BRIEF: &str = "Types: K8sObject = Kubernetes JSON (managedFields removed); Event = {type, reason, message, object: {kind, name, namespace}, count, first, last, source}; Usage = {name, namespace, cpuMillicores, memoryBytes, containers[], cpuPercent?, memoryPercent?}; HelmRelease = {name, namespace, revision, status, chart, appVersion, updated}; Report = {findings: {object: {kind, name, namespace}, problem, evidence: string[], hint?}[], checked: string[]}.";
 
 fn is_k8s_object(schema: &Value) -> bool {
     schema
@@ -98,6 +110,8 @@ pub fn signature(f: &Function) -> String {
     let params: Vec<String> = f
         .parameters()
         .into_iter()
+        // Every Kubernetes function takes `context`: the description says so once.
+        .filter(|p| p != "context")
         .map(|p| {
             if required.contains(&p.as_str()) {
                 p
@@ -125,11 +139,14 @@ pub fn declaration(f: &Function) -> String {
         }
     }
     doc.push_str(" */\n");
-    format!(
-        "{doc}function {name}({}): Promise<{}>;",
-        parameters(f),
+    // The index's type where it is a TypeScript type (a name from the prelude), else the
+    // one the output schema gives.
+    let returns = if f.returns.contains('{') {
         ts_type(&f.output_schema)
-    )
+    } else {
+        f.returns.to_string()
+    };
+    format!("{doc}function {name}({}): Promise<{returns}>;", parameters(f))
 }
 
 impl Catalog {
@@ -174,7 +191,7 @@ impl Catalog {
     pub fn index(&self) -> String {
         self.functions()
             .iter()
-            .map(|f| format!("- {}: {}", signature(f), f.summary))
+            .map(|f| format!("- {} → {}: {}", signature(f), f.returns, f.summary))
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -217,7 +234,7 @@ mod tests {
         let index = c.index();
         assert_eq!(index.lines().count(), c.functions().len());
         assert!(
-            index.contains("- kubernetes.get({kind, name, namespace?, context?}): Get one object"),
+            index.contains("- kubernetes.get({kind, name, namespace?, fields?, managers?}) → K8sObject: One object"),
             "{index}"
         );
         assert!(c.describe("kubernetes.nope").is_none());

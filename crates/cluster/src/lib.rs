@@ -4,26 +4,31 @@
 //!
 //! Nothing here sends a mutating request: every call is a GET.
 
+pub mod compact;
 mod discovery;
 mod error;
 mod helm;
 mod kubeconfig;
 mod logs;
+mod openapi;
 mod raw;
 mod reads;
 mod transport;
+mod view;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use discovery::ApiResource;
+pub use discovery::{ApiResource, resolve as find_kind};
 pub use error::{ClusterError, ErrorKind, Result};
 pub use helm::{HelmGetQuery, HelmListQuery, HelmRelease, HelmReleaseSummary};
 pub use kubeconfig::{ContextInfo, Source};
 pub use logs::{LogsQuery, grep_lines};
+pub use openapi::KindSchema;
 pub use reads::{EventType, EventsQuery, GetQuery, ListQuery, MetricsKind, MetricsQuery};
 pub use transport::Limits;
+pub use view::View;
 
 use transport::Transport;
 
@@ -32,6 +37,8 @@ pub(crate) struct Context {
     pub transport: Transport,
     pub namespace: String,
     discovery: tokio::sync::RwLock<Option<Arc<Vec<ApiResource>>>>,
+    /// OpenAPI v3 documents by group-version (`apis/apps/v1`).
+    openapi: tokio::sync::Mutex<HashMap<String, Arc<serde_json::Value>>>,
 }
 
 /// Access to the clusters of a kubeconfig (or the in-cluster service account).
@@ -123,6 +130,7 @@ impl Cluster {
             transport: Transport::new(client, url, self.limits.clone()),
             namespace,
             discovery: tokio::sync::RwLock::new(None),
+            openapi: tokio::sync::Mutex::new(HashMap::new()),
         });
         contexts.insert(name, context.clone());
         Ok(context)

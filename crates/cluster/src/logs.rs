@@ -127,6 +127,7 @@ impl Cluster {
                 name: q.name.clone(),
                 namespace: q.namespace.clone(),
                 context: q.context.clone(),
+                ..GetQuery::default()
             })
             .await?;
         let container = choose_container(&pod, q.container.as_deref(), &q.name)?;

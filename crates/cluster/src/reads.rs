@@ -9,6 +9,8 @@ use serde_json::Value;
 use crate::discovery::ApiResource;
 use crate::error::{ClusterError, ErrorKind, Result};
 use crate::raw::{Page, PageHead, tidy_text};
+use crate::compact;
+use crate::view::View;
 use crate::{Cluster, Context};
 
 /// Arguments of `kubernetes.list`.
@@ -28,6 +30,18 @@ pub struct ListQuery {
     pub field_selector: Option<String>,
     /// Most objects to return.
     pub limit: Option<u64>,
+    /// Dotted paths to keep in each object (`["metadata.name", "status.containerStatuses"]`;
+    /// a path through a list applies to each item). `kind`, `metadata.name` and
+    /// `metadata.namespace` are always kept. Default: whole objects.
+    pub fields: Option<Vec<String>>,
+    /// Keep a summary of `metadata.managedFields` as `metadata.managers`:
+    /// `[{manager, operation, time, fields}]` (who changed which fields, and when).
+    #[serde(default)]
+    pub managers: bool,
+    /// One compact row per object with the columns `kubectl get` prints (`{name, namespace,
+    /// ready, status, restarts, age, ...}`) instead of whole objects.
+    #[serde(default)]
+    pub rows: bool,
     /// Kubeconfig context.
     pub context: Option<String>,
 }
@@ -42,6 +56,13 @@ pub struct GetQuery {
     pub name: String,
     /// Namespace (default: the context's).
     pub namespace: Option<String>,
+    /// Dotted paths to keep (`["spec.template.spec.containers.image", "status"]`).
+    /// `kind`, `metadata.name` and `metadata.namespace` are always kept. Default: the whole object.
+    pub fields: Option<Vec<String>>,
+    /// Keep a summary of `metadata.managedFields` as `metadata.managers`:
+    /// `[{manager, operation, time, fields}]` (who changed which fields, and when).
+    #[serde(default)]
+    pub managers: bool,
     /// Kubeconfig context.
     pub context: Option<String>,
 }
@@ -64,6 +85,12 @@ pub struct EventsQuery {
     pub event_type: Option<EventType>,
     /// Only events seen in the last N seconds.
     pub since_seconds: Option<u64>,
+    /// Dotted paths to keep in each event (`["reason", "message", "last"]`); `object` is
+    /// always kept.
+    pub fields: Option<Vec<String>>,
+    /// The API's own Event objects instead of compact ones.
+    #[serde(default)]
+    pub raw: bool,
     /// Kubeconfig context.
     pub context: Option<String>,
 }
@@ -122,6 +149,9 @@ pub struct MetricsQuery {
     pub namespace: Option<String>,
     /// One pod or node.
     pub name: Option<String>,
+    /// The API's own PodMetrics/NodeMetrics objects instead of millicores and bytes.
+    #[serde(default)]
+    pub raw: bool,
     /// Kubeconfig context.
     pub context: Option<String>,
 }
@@ -137,6 +167,14 @@ pub(crate) struct Selection<'a> {
     pub fields: Option<String>,
     /// Most objects to return.
     pub limit: Option<u64>,
+    /// What to hand over per object.
+    pub form: Form,
+}
+
+impl Default for Form {
+    fn default() -> Form {
+        Form::Objects(View::default())
+    }
 }
 
 fn query(pairs: &[(&str, Option<String>)]) -> String {
@@ -158,18 +196,28 @@ fn decoded<'a>(sink: &'a mut (dyn FnMut(Value) + Send)) -> impl FnMut(String) + 
     }
 }
 
-/// Fills `kind`/`apiVersion` (lists omit them) and drops `managedFields`.
-fn tidy(mut item: Value, r: &ApiResource) -> Value {
+/// Fills `kind`/`apiVersion` (lists omit them), then applies the view (which drops or
+/// summarises `managedFields`).
+pub(crate) fn tidy(mut item: Value, r: &ApiResource, view: &View) -> Value {
     if let Value::Object(m) = &mut item {
         m.entry("kind")
             .or_insert_with(|| Value::String(r.kind.clone()));
         m.entry("apiVersion")
             .or_insert_with(|| Value::String(r.api_version()));
-        if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("managedFields");
-        }
     }
-    item
+    view.apply(item)
+}
+
+/// The media type of a server-side Table (what `kubectl get` asks for).
+const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json";
+
+/// What a list hands over per object.
+#[derive(Debug, Clone)]
+pub(crate) enum Form {
+    /// The objects, as the view keeps them.
+    Objects(View),
+    /// The server-side table's rows.
+    Rows,
 }
 
 fn timestamp(v: &Value, paths: &[&str]) -> Option<DateTime<Utc>> {
@@ -271,6 +319,17 @@ impl Cluster {
         q: &ListQuery,
         sink: &mut (dyn FnMut(String) + Send),
     ) -> Result<usize> {
+        let view = View::new(q.fields.as_deref(), q.managers)?;
+        let form = match (q.rows, view.is_whole()) {
+            (false, _) => Form::Objects(view),
+            (true, true) => Form::Rows,
+            (true, false) => {
+                return Err(ClusterError::bad_input(
+                    "rows",
+                    "`rows: true` gives the columns kubectl prints and cannot be combined with `fields` or `managers`: pass one or the other",
+                ));
+            }
+        };
         let ctx = self.context(q.context.as_deref()).await?;
         let r = self.resolve(&ctx, &q.kind).await?;
         let namespace = Self::namespace_for(&ctx, &r, &q.namespace, q.all_namespaces)?;
@@ -279,6 +338,7 @@ impl Cluster {
             labels: q.label_selector.clone(),
             fields: q.field_selector.clone(),
             limit: q.limit,
+            form,
         };
         self.list_pages(&ctx, &r, &sel, sink).await
     }
@@ -309,10 +369,14 @@ impl Cluster {
         // the page's metadata), so the next page is requested before this one's objects are
         // parsed and tidied.
         let fetch = |url: String| {
-            let (ctx, r) = (ctx.clone(), r.clone());
+            let (ctx, r, form) = (ctx.clone(), r.clone(), sel.form.clone());
             let (token_tx, token_rx) = tokio::sync::oneshot::channel();
             let page = tokio::spawn(async move {
-                let body = ctx.transport.get(&url).await?;
+                let accept = match form {
+                    Form::Rows => TABLE,
+                    Form::Objects(_) => "application/json",
+                };
+                let body = ctx.transport.get_as(&url, accept).await?;
                 let unreadable = |e: serde_json::Error| {
                     ClusterError::new(
                         ErrorKind::Unavailable,
@@ -321,13 +385,35 @@ impl Cluster {
                 };
                 let head: PageHead = serde_json::from_slice(&body).map_err(unreadable)?;
                 let _ = token_tx.send(head.continue_token());
-                let page: Page = serde_json::from_slice(&body).map_err(unreadable)?;
-                drop(body);
-                let items: Vec<String> = page
-                    .into_items()
-                    .iter()
-                    .map(|item| tidy_text(item, &r))
-                    .collect();
+                let items: Vec<String> = match &form {
+                    Form::Rows => {
+                        let table: Value = serde_json::from_slice(&body).map_err(unreadable)?;
+                        if table.get("kind").and_then(Value::as_str) != Some("Table") {
+                            return Err(ClusterError::new(
+                                ErrorKind::Unavailable,
+                                format!("the API server does not print {} as a table: pass rows: false for whole objects", r.name),
+                            ));
+                        }
+                        compact::table_rows(&table)
+                            .iter()
+                            .map(Value::to_string)
+                            .collect()
+                    }
+                    Form::Objects(view) => {
+                        let page: Page = serde_json::from_slice(&body).map_err(unreadable)?;
+                        drop(body);
+                        let items = page.into_items();
+                        if view.is_whole() {
+                            items.iter().map(|item| tidy_text(item, &r)).collect()
+                        } else {
+                            items
+                                .iter()
+                                .filter_map(|item| serde_json::from_str(item.get()).ok())
+                                .map(|v| tidy(v, &r, view).to_string())
+                                .collect()
+                        }
+                    }
+                };
                 Ok::<_, ClusterError>(items)
             });
             (token_rx, page)
@@ -399,12 +485,13 @@ impl Cluster {
             ));
         }
         path_segment("name", &q.name)?;
+        let view = View::new(q.fields.as_deref(), q.managers)?;
         let ctx = self.context(q.context.as_deref()).await?;
         let r = self.resolve(&ctx, &q.kind).await?;
         let namespace = Self::namespace_for(&ctx, &r, &q.namespace, false)?;
         let path = format!("{}/{}", r.collection_path(namespace.as_deref()), q.name);
         match ctx.transport.get_json(&path).await {
-            Ok(v) => Ok(tidy(v, &r)),
+            Ok(v) => Ok(tidy(v, &r, &view)),
             Err(e) if e.kind == ErrorKind::NotFound => {
                 let place = namespace
                     .map(|n| format!(" in namespace {n:?}"))
@@ -459,6 +546,58 @@ impl Cluster {
         Ok(events)
     }
 
+    /// Events as a model reads them: compact (see [`compact::event`]) unless `raw`, with only
+    /// the `fields` asked for.
+    pub async fn events_view(&self, q: &EventsQuery) -> Result<Vec<Value>> {
+        let view = if q.raw {
+            View::new(q.fields.as_deref(), false)?
+        } else {
+            View::keeping(q.fields.as_deref(), false, &["object"])?
+        };
+        let events = self.events(q).await?;
+        Ok(events
+            .into_iter()
+            .map(|e| view.apply(if q.raw { e } else { compact::event(&e) }))
+            .collect())
+    }
+
+    /// Metrics as a model reads them: millicores and bytes per pod and container, or per
+    /// node with its share of allocatable (see [`compact`]), unless `raw`.
+    pub async fn metrics_view(&self, q: &MetricsQuery) -> Result<Vec<Value>> {
+        let items = self.metrics(q).await?;
+        if q.raw {
+            return Ok(items);
+        }
+        match q.kind {
+            MetricsKind::Pods => Ok(items.iter().map(compact::pod_metrics).collect()),
+            MetricsKind::Nodes => {
+                // The percentages are a bonus: without the right to read nodes, none.
+                let nodes = self
+                    .list(&ListQuery {
+                        kind: "nodes".into(),
+                        fields: Some(vec!["status.allocatable".into()]),
+                        context: q.context.clone(),
+                        ..ListQuery::default()
+                    })
+                    .await
+                    .unwrap_or_default();
+                let allocatable = |name: Option<&str>| {
+                    nodes
+                        .iter()
+                        .find(|n| n.pointer("/metadata/name").and_then(Value::as_str) == name)
+                        .and_then(|n| n.pointer("/status/allocatable"))
+                };
+                Ok(items
+                    .iter()
+                    .map(|m| {
+                        let name = m.pointer("/metadata/name").and_then(Value::as_str);
+                        compact::node_metrics(m, allocatable(name))
+                    })
+                    .collect())
+            }
+        }
+    }
+
     /// Pod or node metrics from metrics-server.
     pub async fn metrics(&self, q: &MetricsQuery) -> Result<Vec<Value>> {
         let ctx = self.context(q.context.as_deref()).await?;
@@ -490,7 +629,11 @@ impl Cluster {
             Some(name) => {
                 path_segment("name", name)?;
                 let path = format!("{}/{name}", r.collection_path(namespace.as_deref()));
-                Ok(vec![tidy(ctx.transport.get_json(&path).await?, &r)])
+                Ok(vec![tidy(
+                    ctx.transport.get_json(&path).await?,
+                    &r,
+                    &View::default(),
+                )])
             }
             None => {
                 let sel = Selection {

@@ -166,11 +166,12 @@ impl Transport {
         }
     }
 
-    async fn attempt(&self, path: &str) -> Attempt {
+    async fn attempt(&self, path: &str, accept: &str) -> Attempt {
         // `kubecode/VERSION` in the API server's audit log, as kubectl names itself.
         self.limiter.acquire().await;
         let request = match http::Request::get(path)
             .header(http::header::USER_AGENT, USER_AGENT)
+            .header(http::header::ACCEPT, accept)
             .body(kube::client::Body::empty())
         {
             Ok(r) => r,
@@ -242,10 +243,16 @@ impl Transport {
 
     /// GETs a path (with its query) and returns the body, retrying within the limits.
     pub async fn get(&self, path: &str) -> Result<Bytes> {
+        self.get_as(path, "application/json").await
+    }
+
+    /// Like [`Transport::get`], asking for the media type `accept` (a server-side Table,
+    /// for instance).
+    pub async fn get_as(&self, path: &str, accept: &str) -> Result<Bytes> {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
-            let (error, after) = match self.attempt(path).await {
+            let (error, after) = match self.attempt(path, accept).await {
                 Attempt::Done(body) => return Ok(body),
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry { error, after } => (error, after),

@@ -108,6 +108,7 @@ async fn lists_and_gets_resolve_kinds_like_kubectl() {
             name: "storefront".into(),
             namespace: Some("shop".into()),
             context: None,
+            ..GetQuery::default()
         })
         .await
         .unwrap();
@@ -118,6 +119,7 @@ async fn lists_and_gets_resolve_kinds_like_kubectl() {
             name: "nope".into(),
             namespace: Some("shop".into()),
             context: None,
+            ..GetQuery::default()
         })
         .await
         .unwrap_err();
@@ -597,6 +599,7 @@ async fn every_operation_sends_only_gets() {
         name: pod.clone(),
         namespace: Some("payments".into()),
         context: None,
+        ..GetQuery::default()
     })
     .await
     .unwrap();

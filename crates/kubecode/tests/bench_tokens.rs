@@ -63,9 +63,11 @@ fn every_scenario_is_answered_in_both_modes() {
         single * 10 >= scenarios.len() * 8,
         "{single} single-call scenarios"
     );
-    // A regression guard around the measured median (0.051 when this test was written).
+    // A regression guard around the measured median: 0.051 when tools mode returned whole
+    // objects; 0.138 once its lists became kubectl's rows and its calls could ask for fields
+    // (tools mode got cheaper, code mode did not get dearer).
     let median = report["medianRatio"].as_f64().unwrap();
-    assert!(median < 0.07, "median code/tools ratio {median}");
+    assert!(median < 0.18, "median code/tools ratio {median}");
     let svg = std::fs::read_to_string(&plot).expect("the plot is written");
     assert!(svg.contains("<svg") && svg.contains("crash-loop"));
 }

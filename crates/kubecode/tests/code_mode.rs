@@ -84,7 +84,8 @@ async fn code_mode_exposes_two_small_tools() {
     );
     s.cancel().await.unwrap();
     let all = session("all").await;
-    assert_eq!(all.list_all_tools().await.unwrap().len(), 12);
+    let functions = catalog::Catalog::new().functions().len();
+    assert_eq!(all.list_all_tools().await.unwrap().len(), 2 + functions);
     all.cancel().await.unwrap();
 }
 

@@ -77,8 +77,12 @@
   members.search = async (query, opts) => JSON.parse(search(String(query), JSON.stringify(opts || {})));
   members.describe = async (path) => {
     const text = describe(String(path));
-    if (text == null) throw new TypeError(`no function ${path}; did you mean ${nearest(String(path), paths).join(", ")}?`);
-    return text;
+    if (text != null) return text;
+    // Not a function: a kind (or kind.field.path), typed from the cluster's own schema.
+    if (!paths.includes("kubernetes.explain") || /^(kubernetes|helm|diagnose)\./.test(String(path))) {
+      throw new TypeError(`no function ${path}; did you mean ${nearest(String(path), paths).join(", ")}?`);
+    }
+    return tree.kubernetes.explain({ kind: String(path) });
   };
   members.list = async (prefix) => {
     const all = [];

@@ -69,9 +69,11 @@ const RUN_CODE: &str = "Run a TypeScript/JavaScript program next to the cluster 
 The body runs as an async function: use top-level await and return. Every tools.* call is async (await it; \
 Promise.all for parallel calls). Globals: tools, console, sleep(ms), state (get/set/keys/delete, kept per session) \
 and ECMAScript built-ins; no require, import, fetch or timers. Filter, join and summarize in the program and \
-return a small JSON value. Errors from calls carry e.code (NotFound, Forbidden, BadInput, ...). Secret values are \
-[secret:FINGERPRINT] tokens wherever they appear (Secrets, env, logs, ConfigMaps, in any encoding): equal tokens mean \
-equal values within one MCP session. Functions (tools.describe(path) gives full types):\n";
+return a small JSON value (the answer is cut beyond {LIMIT} characters). Errors from calls carry e.code (NotFound, \
+Forbidden, BadInput, ...). Secret values are [secret:FINGERPRINT] tokens wherever they appear (Secrets, env, logs, \
+ConfigMaps, in any encoding): equal tokens mean equal values within one MCP session. Namespace defaults to the \
+context's; every Kubernetes and Helm call also takes context. tools.describe(path or kind) gives full types \
+(tools.describe(\"Pod\") a kind's fields). ";
 
 const SEARCH_TOOLS: &str = "Find sandbox functions by keywords (e.g. \"logs crash\", \"helm values\"); returns \
 their paths, summaries, signatures and TypeScript declarations.";
@@ -84,7 +86,7 @@ fn object(v: Value) -> Arc<Map<String, Value>> {
 }
 
 /// The two code-mode tools, their descriptions carrying the index of every function.
-pub(crate) fn definitions(catalog: &catalog::Catalog) -> [Tool; 2] {
+pub(crate) fn definitions(catalog: &catalog::Catalog, output_limit: usize) -> [Tool; 2] {
     let read_only = ToolAnnotations::new()
         .read_only(true)
         .destructive(false)
@@ -92,7 +94,12 @@ pub(crate) fn definitions(catalog: &catalog::Catalog) -> [Tool; 2] {
         .open_world(true);
     let run = Tool::new(
         "run_code",
-        format!("{RUN_CODE}{}", catalog.index()),
+        format!(
+            "{}{}\nFunctions:\n{}",
+            RUN_CODE.replace("{LIMIT}", &output_limit.to_string()),
+            catalog::typescript::TYPES_BRIEF,
+            catalog.index()
+        ),
         object(json!({"type": "object", "properties": {
             "code": {"type": "string", "description": "The program (TypeScript or JavaScript; Markdown fences are removed)"},
             "timeoutMs": {"type": "integer", "minimum": 1, "description": "Wall-clock limit in ms (at most the server's)"}},

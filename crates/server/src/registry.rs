@@ -35,16 +35,16 @@ pub(crate) struct Registry {
 
 impl Registry {
     /// The tools of a mode.
-    pub(crate) fn build(mode: Mode, catalog: &Catalog) -> Registry {
+    pub(crate) fn build(mode: Mode, catalog: &Catalog, output_limit: usize) -> Registry {
         let mut r = Registry::default();
         if matches!(mode, Mode::Code | Mode::All) {
-            let [run, search] = code::definitions(catalog);
+            let [run, search] = code::definitions(catalog, output_limit);
             r.add(run, Route::RunCode);
             r.add(search, Route::SearchTools);
         }
         if matches!(mode, Mode::Tools | Mode::All) {
             for (i, f) in catalog.functions().iter().enumerate() {
-                r.add(tools::definition(f), Route::Function(i));
+                r.add(tools::definition(f, output_limit), Route::Function(i));
             }
         }
         r

@@ -63,7 +63,7 @@ impl ServerState {
     /// A server over a cluster. The mode's tools are registered here, once.
     pub fn new(cluster: Cluster, options: Options) -> Arc<ServerState> {
         let catalog = Catalog::new();
-        let registry = Registry::build(options.mode, &catalog);
+        let registry = Registry::build(options.mode, &catalog, options.limits.output);
         let slots = options.max_concurrent_runs.max(1);
         Arc::new(ServerState {
             catalog,

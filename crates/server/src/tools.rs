@@ -16,15 +16,48 @@ fn object(v: &Value) -> Arc<Map<String, Value>> {
     Arc::new(v.as_object().cloned().unwrap_or_default())
 }
 
+/// Whether a tool answers with kubectl's columns unless asked for objects: a list, as
+/// `kubectl get` prints one. (A program gets objects unless it asks for rows.)
+fn rows_by_default(f: &Function) -> bool {
+    f.input_schema.pointer("/properties/rows").is_some()
+}
+
+/// The arguments as a tool call means them: `rows: true` for a list unless the call asks
+/// for objects (`rows: false`) or for some of their fields.
+fn with_tool_defaults(f: &Function, arguments: Option<Map<String, Value>>) -> Option<Map<String, Value>> {
+    if !rows_by_default(f) {
+        return arguments;
+    }
+    let mut args = arguments.unwrap_or_default();
+    if !["rows", "fields", "managers"].iter().any(|k| args.contains_key(*k)) {
+        args.insert("rows".into(), Value::Bool(true));
+    }
+    Some(args)
+}
+
 /// The MCP tool of a catalog function.
-pub(crate) fn definition(f: &Function) -> Tool {
+pub(crate) fn definition(f: &Function, output_limit: usize) -> Tool {
     let a = f.annotations;
     let annotations = ToolAnnotations::new()
         .read_only(a.read_only)
         .destructive(a.destructive)
         .idempotent(a.idempotent)
         .open_world(a.open_world);
-    let description = format!("{} ({}). {}", f.summary, f.path, f.doc);
+    let rows = if rows_by_default(f) {
+        " This tool returns rows (kubectl's columns) unless you pass `rows: false`, `fields` or `managers`."
+    } else {
+        ""
+    };
+    let description = format!(
+        "{}. {}{rows} Answers over {output_limit} characters are cut: {}",
+        f.summary,
+        f.doc,
+        if f.narrow_hint.is_empty() {
+            "lists keep whole items and say how many there were."
+        } else {
+            f.narrow_hint
+        }
+    );
     Tool::new(
         f.tool_name,
         Cow::Owned(description),
@@ -46,6 +79,7 @@ pub(crate) async fn call(
 ) -> CallToolResult {
     let limit = session.server().output_limit();
     let budget = limit.saturating_sub(NOTE_ROOM).max(limit / 2);
+    let arguments = with_tool_defaults(f, arguments);
     let fitted = match session.invoke(f, arguments, cancel, None).await {
         Ok(Shaped::Value(v)) => shaping::fit_value(f.tool_result(v), budget, "result"),
         Ok(Shaped::Items(items)) => {

@@ -12,7 +12,7 @@ const [pods, services, endpoints, warnings] = await Promise.all([
 ]);
 
 const lastWarning = (ns: string, name: string) =>
-  warnings.filter((e) => e.involvedObject.namespace === ns && e.involvedObject.name === name).at(-1);
+  warnings.filter((e) => e.object.namespace === ns && e.object.name === name).at(-1);
 
 // Pods that are not running healthy, with the evidence that explains each.
 for (const pod of pods) {
@@ -34,7 +34,7 @@ for (const pod of pods) {
       const log = await tools.kubernetes.logs({ name, namespace: ns, container: c.name, previous: true, tailLines: 1 });
       findings.push({ object, problem: `CrashLoopBackOff (${c.restartCount} restarts, exit ${last?.exitCode ?? "?"})`, evidence: log.trim() || "no log" });
     } else if (waiting === "ImagePullBackOff" || waiting === "ErrImagePull") {
-      const event = warnings.filter((e) => e.involvedObject.name === name && e.message.startsWith("Failed to pull")).at(-1);
+      const event = warnings.filter((e) => e.object.name === name && e.message.startsWith("Failed to pull")).at(-1);
       findings.push({ object, problem: `${waiting}: ${c.image}`, evidence: event?.message ?? c.state.waiting.message ?? "" });
     } else if (waiting) {
       findings.push({ object, problem: waiting, evidence: c.state.waiting.message ?? "" });
