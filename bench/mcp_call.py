@@ -16,6 +16,7 @@ async def main():
     p.add_argument("--kubeconfig")
     p.add_argument("--demo", action="store_true")
     p.add_argument("--list", action="store_true", help="list the tools with their descriptions")
+    p.add_argument("--log", help="append the call as a JSON line to this file (for kubecode bench agent)")
     p.add_argument("tool", nargs="?")
     p.add_argument("arguments", nargs="?", default="{}")
     a = p.parse_args()
@@ -30,7 +31,11 @@ async def main():
                 for t in tools.tools:
                     print(f"## {t.name}\n{t.description}\ninput: {json.dumps(t.input_schema)}\n")
                 return
-            result = await asyncio.wait_for(session.call_tool(a.tool, json.loads(a.arguments)), 120)
+            arguments = json.loads(a.arguments)
+            if a.log:
+                with open(a.log, "a") as log:
+                    log.write(json.dumps({"tool": a.tool, "arguments": arguments}) + "\n")
+            result = await asyncio.wait_for(session.call_tool(a.tool, arguments), 120)
             text = "\n".join(c.text for c in result.content if getattr(c, "text", None) is not None)
             print(text)
             print(f"\n[{'error' if result.is_error else 'ok'}; {len(text)} characters]", file=sys.stderr)

@@ -169,6 +169,43 @@ pub async fn run(options: &Options) -> anyhow::Result<Report> {
     })
 }
 
+/// Replays the calls a model agent made (its log, one `{"tool", "arguments"}` JSON object a
+/// line, as `scripts/mcp-call --log` writes it) on the scenario's cluster in `mode`, and
+/// counts them as the suite counts its transcripts: the same tokenizer, system prompt,
+/// definitions and cumulative context. `correct` says whether what the calls returned holds
+/// the scenario's expected findings.
+pub async fn replay_log(
+    options: &Options,
+    name: &str,
+    mode: &str,
+    log: &str,
+) -> anyhow::Result<ModeReport> {
+    let counter = Counter::new()?;
+    let background = scenario::background(&options.scenarios)?;
+    let s = scenario::load_all(&options.scenarios, &[name.to_string()])?
+        .pop()
+        .with_context(|| format!("no scenario {name}"))?;
+    let mut steps = Vec::new();
+    for (i, line) in log.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line)
+            .with_context(|| format!("line {} of the log is not JSON", i + 1))?;
+        steps.push(Step {
+            why: String::new(),
+            tool: v["tool"]
+                .as_str()
+                .with_context(|| format!("line {} of the log names no tool", i + 1))?
+                .to_string(),
+            args: v.get("arguments").cloned().unwrap_or_else(|| json!({})),
+        });
+    }
+    let served = cluster::serve_scenario(&s, &background)
+        .await
+        .with_context(|| format!("scenario {}", s.name))?;
+    let report = replay(options, &counter, &s, mode, &steps, &served.kubeconfig).await;
+    served.server.shutdown().await;
+    report
+}
+
 /// The median of sorted values (0 when empty).
 pub fn median(sorted: &[f64]) -> f64 {
     match sorted.len() {

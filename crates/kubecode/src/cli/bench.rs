@@ -48,6 +48,25 @@ enum Which {
         #[arg(long, default_value_t = 8)]
         max_concurrent_runs: usize,
     },
+    /// Count a model agent's calls (a `scripts/mcp-call --log` file) as the token benchmark
+    /// counts its transcripts, replaying them on the scenario's cluster.
+    Agent {
+        /// Scenario name.
+        #[arg(long)]
+        scenario: String,
+        /// The mode the agent used.
+        #[arg(long, value_parser = ["code", "tools"])]
+        mode: String,
+        /// The agent's call log (JSON lines of {"tool", "arguments"}).
+        log: PathBuf,
+        /// The kubecode binary the agent talked to (default: this one), to count a trial
+        /// of an earlier version.
+        #[arg(long, value_name = "FILE")]
+        binary: Option<PathBuf>,
+        /// The scenarios directory (default: bench/scenarios of this repository).
+        #[arg(long, value_name = "DIR")]
+        scenarios: Option<PathBuf>,
+    },
     /// Serve one scenario's cluster (to look at it with kubectl) until interrupted.
     Serve {
         /// Scenario name.
@@ -127,6 +146,25 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }
+        Which::Agent {
+            scenario,
+            mode,
+            log,
+            binary: served_by,
+            scenarios,
+        } => {
+            let options = bench::tokens::Options {
+                binary: served_by.unwrap_or(binary),
+                scenarios: scenarios_dir(scenarios)?,
+                only: Vec::new(),
+                plot: None,
+            };
+            let text = std::fs::read_to_string(&log)
+                .with_context(|| format!("cannot read {}", log.display()))?;
+            let report = bench::tokens::replay_log(&options, &scenario, &mode, &text).await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(ExitCode::SUCCESS)
         }
         Which::Serve {
             name,

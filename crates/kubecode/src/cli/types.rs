@@ -34,6 +34,10 @@ pub fn run(args: TypesArgs) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    println!("{text}");
-    Ok(ExitCode::SUCCESS)
+    // A closed pipe (`kubecode types | head`) is the reader's choice, not an error.
+    use std::io::Write;
+    match writeln!(std::io::stdout(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
