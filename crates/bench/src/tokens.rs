@@ -186,7 +186,11 @@ pub async fn replay_log(
         .pop()
         .with_context(|| format!("no scenario {name}"))?;
     let mut steps = Vec::new();
-    for (i, line) in log.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+    for (i, line) in log
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
         let v: Value = serde_json::from_str(line)
             .with_context(|| format!("line {} of the log is not JSON", i + 1))?;
         steps.push(Step {

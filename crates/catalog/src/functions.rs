@@ -269,7 +269,8 @@ fn helm_history<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFutu
     })
 }
 
-const NARROW_LIST: &str = "Narrow the call: pass namespace, labelSelector, fieldSelector, limit or fields.";
+const NARROW_LIST: &str =
+    "Narrow the call: pass namespace, labelSelector, fieldSelector, limit or fields.";
 
 /// Every function, in the order an index lists them.
 pub fn all() -> Vec<Function> {

@@ -167,7 +167,12 @@ fn required(schema: &Value) -> Vec<String> {
     schema
         .get("required")
         .and_then(Value::as_array)
-        .map(|r| r.iter().filter_map(Value::as_str).map(String::from).collect())
+        .map(|r| {
+            r.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -300,20 +305,34 @@ mod tests {
     fn a_kind_reads_as_typescript() {
         let d = declaration(&widget(), None).unwrap();
         assert!(d.contains("interface Widget {"), "{d}");
-        assert!(d.contains("  metadata?: ObjectMeta;  // Standard metadata."), "{d}");
+        assert!(
+            d.contains("  metadata?: ObjectMeta;  // Standard metadata."),
+            "{d}"
+        );
         assert!(
             d.contains("spec: { size?: number; ports?: { port?: number | string }[]; labels?: Record<string, string> };"),
             "{d}"
         );
         assert!(d.contains("memory?: string;"), "{d}");
-        assert!(d.contains("interface ObjectMeta {\n  name?: string;  // Name must be unique.\n}"), "{d}");
+        assert!(
+            d.contains("interface ObjectMeta {\n  name?: string;  // Name must be unique.\n}"),
+            "{d}"
+        );
     }
 
     #[test]
     fn a_field_path_drills_in_and_a_wrong_one_names_the_fields() {
         let d = declaration(&widget(), Some("spec.ports")).unwrap();
-        assert!(d.contains("type Field = { port?: number | string }[];"), "{d}");
+        assert!(
+            d.contains("type Field = { port?: number | string }[];"),
+            "{d}"
+        );
         let e = declaration(&widget(), Some("spec.colour")).unwrap_err();
-        assert!(e.message.contains("Widget.spec has no field \"colour\"; its fields: size, ports, labels"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("Widget.spec has no field \"colour\"; its fields: size, ports, labels"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -146,7 +146,10 @@ pub fn declaration(f: &Function) -> String {
     } else {
         f.returns.to_string()
     };
-    format!("{doc}function {name}({}): Promise<{returns}>;", parameters(f))
+    format!(
+        "{doc}function {name}({}): Promise<{returns}>;",
+        parameters(f)
+    )
 }
 
 impl Catalog {

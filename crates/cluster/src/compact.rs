@@ -52,14 +52,14 @@ pub fn event(e: &Value) -> Value {
         .find_map(|p| e.pointer(p).and_then(Value::as_u64))
         .unwrap_or(1);
     let mut m = Map::new();
-    m.insert(
-        "type".into(),
-        text(e, "/type").unwrap_or("Normal").into(),
-    );
+    m.insert("type".into(), text(e, "/type").unwrap_or("Normal").into());
     m.insert("reason".into(), text(e, "/reason").unwrap_or("").into());
     m.insert(
         "message".into(),
-        first_text(e, &["/message", "/note"]).unwrap_or("").trim_end().into(),
+        first_text(e, &["/message", "/note"])
+            .unwrap_or("")
+            .trim_end()
+            .into(),
     );
     m.insert("object".into(), Value::Object(object));
     m.insert("count".into(), count.into());
@@ -67,7 +67,11 @@ pub fn event(e: &Value) -> Value {
     m.insert("last".into(), last.unwrap_or("").into());
     if let Some(source) = first_text(
         e,
-        &["/source/component", "/reportingComponent", "/reportingController"],
+        &[
+            "/source/component",
+            "/reportingComponent",
+            "/reportingController",
+        ],
     ) {
         m.insert("source".into(), source.into());
     }
@@ -283,8 +287,10 @@ mod tests {
                       "object": {"metadata": {"name": "web-1", "namespace": "shop"}}}]});
         assert_eq!(
             table_rows(&t),
-            vec![json!({"name": "web-1", "namespace": "shop", "ready": "0/1", "status": "CrashLoopBackOff",
-                        "restarts": "5 (2m ago)", "upToDate": 1})]
+            vec![
+                json!({"name": "web-1", "namespace": "shop", "ready": "0/1", "status": "CrashLoopBackOff",
+                        "restarts": "5 (2m ago)", "upToDate": 1})
+            ]
         );
     }
 }

@@ -26,9 +26,7 @@ impl KindSchema {
     /// A named schema, by name or by a `$ref` (`#/components/schemas/NAME`,
     /// `#/definitions/NAME`).
     pub fn schema(&self, name_or_ref: &str) -> Option<&Value> {
-        let name = name_or_ref
-            .rsplit_once('/')
-            .map_or(name_or_ref, |(_, n)| n);
+        let name = name_or_ref.rsplit_once('/').map_or(name_or_ref, |(_, n)| n);
         self.schemas.get(name)
     }
 }
@@ -104,21 +102,23 @@ impl Cluster {
             .await
             .map_err(unpublished)?;
         let url = index
-            .pointer(&format!("/paths/{}/serverRelativeURL", gv.replace('/', "~1")))
+            .pointer(&format!(
+                "/paths/{}/serverRelativeURL",
+                gv.replace('/', "~1")
+            ))
             .and_then(Value::as_str)
             .map(str::to_string)
             .unwrap_or_else(|| format!("/openapi/v3/{gv}"));
         if !url.starts_with("/openapi/v3/") {
             return Err(ClusterError::new(
                 ErrorKind::Unavailable,
-                format!("the API server's OpenAPI index points {gv} at {url:?}, outside /openapi/v3"),
+                format!(
+                    "the API server's OpenAPI index points {gv} at {url:?}, outside /openapi/v3"
+                ),
             ));
         }
         let doc = Arc::new(ctx.transport.get_json(&url).await.map_err(unpublished)?);
-        ctx.openapi
-            .lock()
-            .await
-            .insert(gv.to_string(), doc.clone());
+        ctx.openapi.lock().await.insert(gv.to_string(), doc.clone());
         Ok(doc)
     }
 }

@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::compact;
 use crate::discovery::ApiResource;
 use crate::error::{ClusterError, ErrorKind, Result};
 use crate::raw::{Page, PageHead, tidy_text};
-use crate::compact;
 use crate::view::View;
 use crate::{Cluster, Context};
 
@@ -391,7 +391,10 @@ impl Cluster {
                         if table.get("kind").and_then(Value::as_str) != Some("Table") {
                             return Err(ClusterError::new(
                                 ErrorKind::Unavailable,
-                                format!("the API server does not print {} as a table: pass rows: false for whole objects", r.name),
+                                format!(
+                                    "the API server does not print {} as a table: pass rows: false for whole objects",
+                                    r.name
+                                ),
                             ));
                         }
                         compact::table_rows(&table)

@@ -89,7 +89,10 @@ async fn managers_say_who_changed_which_fields() {
     let all = managers.as_array().expect("a summary per manager");
     assert!(!all.is_empty(), "{managers}");
     for m in all {
-        assert!(m["manager"].is_string() && m["operation"].is_string(), "{m}");
+        assert!(
+            m["manager"].is_string() && m["operation"].is_string(),
+            "{m}"
+        );
         assert!(m["fields"].as_array().is_some_and(|f| !f.is_empty()), "{m}");
     }
     assert!(listed[0]["metadata"].get("managedFields").is_none());

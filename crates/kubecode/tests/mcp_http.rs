@@ -193,10 +193,7 @@ async fn pods_logs_events_and_helm_over_http_without_secrets() {
         json!({"kind": "pods", "namespace": "payments", "labelSelector": "app=ledger"}),
     )
     .await;
-    let ledger = pods["items"][0]["metadata"]["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let ledger = pods["items"][0]["name"].as_str().unwrap().to_string();
     let logs = session_call(
         &c,
         s.addr,

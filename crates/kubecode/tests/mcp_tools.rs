@@ -88,6 +88,7 @@ async fn the_server_announces_itself_and_its_ten_tools() {
             "kube_api_resources",
             "kube_contexts",
             "kube_events",
+            "kube_explain",
             "kube_get",
             "kube_list",
             "kube_logs",
@@ -104,6 +105,19 @@ async fn the_server_announces_itself_and_its_ten_tools() {
             t.name
         );
         assert_eq!(t.input_schema.get("type"), Some(&json!("object")));
+        let description = t.description.as_deref().unwrap_or("");
+        assert!(
+            description.contains("characters are cut"),
+            "{} states the output cap: {description}",
+            t.name
+        );
+        for internal in ["(kubernetes.", "(helm.", "for history"] {
+            assert!(
+                !description.contains(internal),
+                "{} carries {internal:?}: {description}",
+                t.name
+            );
+        }
     }
     s.cancel().await.unwrap();
 }
@@ -122,13 +136,37 @@ async fn every_tool_answers_on_the_demo() {
         pods.content[0].as_text().unwrap().text.starts_with('{'),
         "a compact JSON text copy"
     );
-    let api_pod = structured(&pods)["items"]
+    // A list answers as kubectl prints it: one row per pod.
+    let api_row = structured(&pods)["items"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
-        .find(|n| n.starts_with("payments-api"))
-        .unwrap();
+        .find(|p| p["name"].as_str().unwrap().starts_with("payments-api"))
+        .unwrap()
+        .clone();
+    assert_eq!(api_row["status"], "CrashLoopBackOff", "{api_row}");
+    assert!(api_row.get("metadata").is_none());
+    let api_pod = api_row["name"].as_str().unwrap().to_string();
+    // Objects when asked for: whole, or only some fields.
+    let objects = call(
+        &s,
+        "kube_list",
+        json!({"kind": "po", "namespace": "payments", "rows": false}),
+    )
+    .await;
+    assert_eq!(structured(&objects)["items"][0]["kind"], "Pod");
+    let restarts = call(
+        &s,
+        "kube_list",
+        json!({"kind": "po", "namespace": "payments", "fields": ["status.containerStatuses.restartCount"]}),
+    )
+    .await;
+    let first = &structured(&restarts)["items"][0];
+    assert!(
+        first["status"]["containerStatuses"][0]["restartCount"].is_u64(),
+        "{first}"
+    );
+    assert!(first.get("spec").is_none(), "{first}");
     let d = call(
         &s,
         "kube_get",
@@ -231,7 +269,7 @@ async fn no_response_carries_a_secret_in_plaintext() {
         json!({"kind": "pods", "namespace": "payments", "labelSelector": "app=ledger"}),
     )
     .await;
-    let name = structured(&ledger)["items"][0]["metadata"]["name"]
+    let name = structured(&ledger)["items"][0]["name"]
         .as_str()
         .unwrap()
         .to_string();
@@ -341,7 +379,7 @@ async fn the_real_dump_through_tools_mode() {
     let pods = call(
         &s,
         "kube_list",
-        json!({"kind": "pods", "namespace": "kube-system"}),
+        json!({"kind": "pods", "namespace": "kube-system", "rows": false}),
     )
     .await;
     let items = structured(&pods)["items"].as_array().unwrap().clone();

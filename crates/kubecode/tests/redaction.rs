@@ -128,6 +128,16 @@ fn tool_calls() -> Vec<(&'static str, Value)> {
         ("helm_get", json!({"name": "ledger", "namespace": "billing"})),
         ("helm_history", json!({"name": "ledger", "namespace": "billing"})),
         ("helm_get", json!({"name": "storefront", "namespace": "shop"})),
+        // What a call may ask to keep: objects instead of rows, some fields, who manages what.
+        ("kube_list", json!({"kind": "Secret", "namespace": "billing", "rows": false})),
+        ("kube_list", json!({"kind": "Secret", "namespace": "billing", "fields": ["data", "stringData"]})),
+        ("kube_list", json!({"kind": "Secret", "allNamespaces": true, "managers": true})),
+        ("kube_get", json!({"kind": "Secret", "name": "chart-db", "namespace": "billing", "fields": ["data.password"], "managers": true})),
+        ("kube_list", json!({"kind": "Pod", "namespace": "billing", "fields": ["spec.containers.env"]})),
+        ("kube_events", json!({"namespace": "billing", "raw": true})),
+        ("kube_events", json!({"namespace": "billing", "fields": ["message"]})),
+        ("kube_metrics", json!({"kind": "Pod", "namespace": "billing", "raw": true})),
+        ("kube_explain", json!({"kind": "Secret"})),
     ]);
     calls
 }
@@ -186,19 +196,12 @@ fn regex_escape(s: &str) -> String {
 }
 
 fn path_of(tool: &str) -> &'static str {
-    match tool {
-        "kube_list" => "kubernetes.list",
-        "kube_get" => "kubernetes.get",
-        "kube_logs" => "kubernetes.logs",
-        "kube_events" => "kubernetes.events",
-        "kube_metrics" => "kubernetes.metrics",
-        "kube_contexts" => "kubernetes.contexts",
-        "kube_api_resources" => "kubernetes.apiResources",
-        "helm_list" => "helm.list",
-        "helm_get" => "helm.get",
-        "helm_history" => "helm.history",
-        other => panic!("the redaction table has no path for the tool {other}: add it"),
-    }
+    catalog::Catalog::new()
+        .functions()
+        .iter()
+        .find(|f| f.tool_name == tool)
+        .map(|f| f.path)
+        .unwrap_or_else(|| panic!("no catalog function has the tool {tool}"))
 }
 
 async fn cluster(dir: &Path) -> kubesim::RunningServer {

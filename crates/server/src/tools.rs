@@ -24,12 +24,18 @@ fn rows_by_default(f: &Function) -> bool {
 
 /// The arguments as a tool call means them: `rows: true` for a list unless the call asks
 /// for objects (`rows: false`) or for some of their fields.
-fn with_tool_defaults(f: &Function, arguments: Option<Map<String, Value>>) -> Option<Map<String, Value>> {
+fn with_tool_defaults(
+    f: &Function,
+    arguments: Option<Map<String, Value>>,
+) -> Option<Map<String, Value>> {
     if !rows_by_default(f) {
         return arguments;
     }
     let mut args = arguments.unwrap_or_default();
-    if !["rows", "fields", "managers"].iter().any(|k| args.contains_key(*k)) {
+    if !["rows", "fields", "managers"]
+        .iter()
+        .any(|k| args.contains_key(*k))
+    {
         args.insert("rows".into(), Value::Bool(true));
     }
     Some(args)
