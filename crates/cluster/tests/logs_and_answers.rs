@@ -291,6 +291,31 @@ async fn a_label_selector_reads_every_pod_in_capped_blocks() {
 }
 
 #[tokio::test]
+async fn the_pods_of_a_selector_are_read_a_few_at_a_time() {
+    let (_dir, snap) = snapshot();
+    let (server, c) = serve(snap, ServerConfig::default()).await;
+    // Every log read takes 300 ms: 20 pods one by one would take 6 s, all at once 0.3 s.
+    server.set_faults(
+        vec![FaultRule::parse("latency=300ms,path=/log$").unwrap()],
+        1,
+    );
+    let started = std::time::Instant::now();
+    let (logs, _) = selected(&c, json!({"labelSelector": "app=many"})).await;
+    let took = started.elapsed();
+    assert_eq!(logs.pods.len(), 20);
+    assert!(logs.pods.iter().all(|p| p.log.is_some()), "{:?}", logs.pods);
+    // Four at a time: five rounds of 300 ms.
+    assert!(
+        took >= std::time::Duration::from_millis(1400),
+        "more than four in flight: {took:?}"
+    );
+    assert!(
+        took < std::time::Duration::from_millis(4500),
+        "not concurrent: {took:?}"
+    );
+}
+
+#[tokio::test]
 async fn every_list_path_says_forbidden_rather_than_empty() {
     let (_dir, snap) = snapshot();
     let forbid = |rules: &[&str]| ServerConfig {
