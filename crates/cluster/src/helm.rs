@@ -164,6 +164,18 @@ impl Cluster {
         let ctx = self.context(context).await?;
         let mut selector = "owner=helm".to_string();
         if let Some(n) = name {
+            // The name goes into a label selector, where `,` or `=` would add terms.
+            if !n
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            {
+                return Err(ClusterError::bad_input(
+                    "name",
+                    format!(
+                        "{n:?} is not a Helm release name: release names use lowercase letters, digits, '-' and '.'"
+                    ),
+                ));
+            }
             selector.push_str(&format!(",name={n}"));
         }
         let mut out = Vec::new();

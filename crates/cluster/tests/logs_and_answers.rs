@@ -416,6 +416,15 @@ async fn every_list_path_says_forbidden_rather_than_empty() {
         .await
         .map(|v| v.len()),
     );
+    let e = c
+        .helm_history(&HelmHistoryQuery {
+            name: "storefront,owner!=helm".into(),
+            namespace: Some("shop".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(field(&e), "name", "no selector terms through a name");
     // ConfigMaps are only Helm's second store: without them, the Secrets still answer.
     let (_s, c) = serve(kubesim::demo::snapshot(), forbid(&["configmaps"])).await;
     let releases = c
