@@ -2,7 +2,8 @@
 
 use cluster::{
     ApiResource, Cluster, ClusterError, ContextInfo, EventsQuery, GetQuery, HelmGetQuery,
-    HelmListQuery, HelmRelease, HelmReleaseSummary, ListQuery, LogsQuery, MetricsQuery,
+    HelmHistoryQuery, HelmListQuery, HelmRelease, HelmReleaseSummary, ListQuery, LogsQuery,
+    MetricsQuery, PodLogs,
 };
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -141,17 +142,36 @@ fn get<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
 fn logs<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
     Box::pin(async move {
         let q = parse::<LogsQuery>("kubernetes.logs", args)?;
+        if q.label_selector
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty())
+        {
+            // Blocks, not text: the filter selects lines per pod once they are shaped.
+            return to_json(c.selected_logs(&q).await?);
+        }
         Ok(Reply::Value(Value::String(c.logs(&q).await?)))
     })
 }
 
-/// `grep` (and `tailLines` with it) on the shaped log: a match reveals nothing the model
-/// could not read.
-fn grep_logs(args: &Value, shaped: Value) -> Result<Value, ClusterError> {
+/// Validates the arguments of `kubernetes.logs`, each and against each other.
+fn check_logs(path: &str, args: &Value) -> Result<(), ClusterError> {
+    parse::<LogsQuery>(path, args.clone())?.check()
+}
+
+/// `grep` (with `context`), `head` and `tailLines` on the shaped log: a match reveals
+/// nothing the model could not read. A label selector's blocks become text here, each pod's
+/// lines selected on their own.
+fn select_log_lines(args: &Value, shaped: Value) -> Result<Value, ClusterError> {
     let q = parse::<LogsQuery>("kubernetes.logs", args.clone())?;
-    match (&q.grep, shaped) {
-        (Some(_), Value::String(text)) => Ok(Value::String(cluster::grep_lines(&text, &q)?)),
-        (_, other) => Ok(other),
+    match shaped {
+        Value::String(text) => Ok(Value::String(cluster::filter_log(&text, &q)?)),
+        blocks @ Value::Object(_) => {
+            let logs: PodLogs = serde_json::from_value(blocks).map_err(|e| {
+                ClusterError::bad_input("result", format!("cannot read the pods' logs: {e}"))
+            })?;
+            Ok(Value::String(cluster::render_pod_logs(&logs, &q)?))
+        }
+        other => Ok(other),
     }
 }
 
@@ -263,7 +283,7 @@ fn helm_get<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'
 fn helm_history<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
     Box::pin(async move {
         to_json(
-            c.helm_history(&parse::<HelmListQuery>("helm.history", args)?)
+            c.helm_history(&parse::<HelmHistoryQuery>("helm.history", args)?)
                 .await?,
         )
     })
@@ -308,17 +328,17 @@ pub fn all() -> Vec<Function> {
         Function {
             path: "kubernetes.logs",
             tool_name: "kube_logs",
-            summary: "A pod container's log text (previous instance, tail, since, grep)",
-            doc: "Reads a container's log as text. `container` may be omitted for single-container pods (or when the pod names a default container); otherwise the error lists the containers. `previous: true` reads the last terminated instance (why it crashed). Without tailLines/sinceSeconds the whole log is read (up to the output limit, which keeps its end). `grep` is a regular expression (Rust regex syntax: no look-around or backreferences) applied to each line; with `tailLines` it keeps the last matching lines. A log that does not exist yet (pod not scheduled, container waiting) fails with NotFound and names the events to read.",
+            summary: "A pod's container log, or those of every pod a labelSelector matches; grep (Rust regex) with context lines, head, tail",
+            doc: "Reads a container's log. Without tailLines or head the whole log comes back, cut to the output cap (its end kept). `container` may be omitted when the pod has one (or names a default); otherwise the error lists them. `previous: true` reads the last terminated instance (why it crashed). `grep` is a Rust regex (no look-around, no backreferences) matched against each line; `context: N` adds N lines around each match; head/tailLines keep the first/last N matches. `labelSelector` instead of `name` reads up to 20 matching pods, one block per pod headed `==> pod/NAME <==`, the last 100 lines each unless tailLines or head is given; a pod without a log says why in its block.",
             input_schema: schema::<LogsQuery>(),
             output_schema: json!({"type": "string"}),
             returns: "string",
             annotations: READ_ONLY,
             shape: Shape::Text,
-            narrow_hint: "Pass tailLines, sinceSeconds or grep.",
-            validate: check::<LogsQuery>,
+            narrow_hint: "Pass tailLines, head, sinceSeconds or grep.",
+            validate: check_logs,
             handler: logs,
-            filter: Some(grep_logs),
+            filter: Some(select_log_lines),
         },
         Function {
             path: "kubernetes.events",
@@ -398,13 +418,13 @@ pub fn all() -> Vec<Function> {
         Function {
             path: "helm.list",
             tool_name: "helm_list",
-            summary: "Helm releases (latest revision of each) with status, chart and app version",
-            doc: "Reads Helm 3/4 releases from their storage Secrets (and ConfigMaps); no helm binary is used. Looks in `namespace` (default: the context's) or, with `allNamespaces: true`, everywhere; an empty list means no release there, and Secrets you may not read fail with code Forbidden.",
+            summary: "Helm releases (latest revision of each) in a namespace or all, with status, chart and app version",
+            doc: "Reads Helm 3 and 4 releases from their storage Secrets (and ConfigMaps); no helm binary is used. Looks in `namespace`, else the current context's namespace; `allNamespaces: true` looks in every namespace. Each release names its namespace. An empty list means no release there: storage the credentials may not read fails with Forbidden.",
             input_schema: schema::<HelmListQuery>(),
             output_schema: array_of(schema::<HelmReleaseSummary>()),
             returns: "HelmRelease[]",
             annotations: READ_ONLY,
-            shape: Shape::Items,
+            shape: Shape::ScopedItems,
             narrow_hint: "Pass namespace.",
             validate: check::<HelmListQuery>,
             handler: helm_list,
@@ -429,14 +449,14 @@ pub fn all() -> Vec<Function> {
             path: "helm.history",
             tool_name: "helm_history",
             summary: "Every revision of one Helm release, oldest first",
-            doc: "Lists a release's stored revisions with status, chart and description.",
-            input_schema: schema::<HelmListQuery>(),
+            doc: "Lists a release's stored revisions with status, chart and description. Looks in `namespace`, else the current context's namespace; a release not there fails with NotFound.",
+            input_schema: schema::<HelmHistoryQuery>(),
             output_schema: array_of(schema::<HelmReleaseSummary>()),
             returns: "HelmRelease[]",
             annotations: READ_ONLY,
             shape: Shape::Items,
             narrow_hint: "",
-            validate: check::<HelmListQuery>,
+            validate: check::<HelmHistoryQuery>,
             handler: helm_history,
             filter: None,
         },
@@ -476,6 +496,54 @@ mod tests {
             "optional, not nullable"
         );
         assert!(events.get("$defs").is_none(), "inlined: {events}");
+        let logs = schema::<LogsQuery>();
+        assert!(logs.get("$defs").is_none(), "inlined: {logs}");
+        assert_eq!(logs["additionalProperties"], false, "{logs}");
+        assert_eq!(
+            logs["properties"]["context"]["type"],
+            json!(["string", "integer"]),
+            "a kubeconfig context or lines around matches: {logs}"
+        );
+        for p in ["name", "labelSelector", "head", "grep", "tailLines"] {
+            assert!(logs["properties"].get(p).is_some(), "{p}: {logs}");
+        }
+        assert!(
+            logs.get("required").is_none(),
+            "name or labelSelector: {logs}"
+        );
+        assert!(
+            logs["properties"]["grep"]["description"]
+                .as_str()
+                .unwrap()
+                .contains("no look-around"),
+            "{logs}"
+        );
+    }
+
+    #[test]
+    fn helm_list_and_history_document_their_own_parameters() {
+        let all = all();
+        let by = |path: &str| all.iter().find(|f| f.path == path).unwrap();
+        let list = &by("helm.list").input_schema;
+        assert!(list["properties"].get("name").is_none(), "{list}");
+        assert!(!list.to_string().contains("history"), "{list}");
+        let history = &by("helm.history").input_schema;
+        assert_eq!(history["required"], json!(["name"]), "{history}");
+        assert!(
+            history["properties"].get("allNamespaces").is_none(),
+            "{history}"
+        );
+        assert!(by("helm.list").doc.contains("current context's namespace"));
+        let out = by("helm.list").scoped_result(json!([]), Some("shop"));
+        assert_eq!(out, json!({"items": [], "count": 0, "namespace": "shop"}));
+        let out = by("helm.list").scoped_result(json!([]), None);
+        assert_eq!(out, json!({"items": [], "count": 0, "allNamespaces": true}));
+        let out = by("kubernetes.list").scoped_result(json!([]), None);
+        assert_eq!(
+            out,
+            json!({"items": [], "count": 0}),
+            "only scoped shapes say it"
+        );
     }
 
     #[test]

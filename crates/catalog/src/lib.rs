@@ -74,6 +74,10 @@ pub enum Shape {
     Object,
     /// An array, wrapped as `{"items": [...], "count": N}`.
     Items,
+    /// An array read in one namespace or in all of them, wrapped as `{"items": [...],
+    /// "count": N}` plus `"namespace": NAME` or `"allNamespaces": true` (see
+    /// [`Function::scoped_result`]), so that an empty list says where it was looked for.
+    ScopedItems,
     /// A string, wrapped as `{"text": "..."}`.
     Text,
 }
@@ -154,6 +158,11 @@ impl Function {
             Shape::Object => self.output_schema.clone(),
             Shape::Items => serde_json::json!({"type": "object", "properties": {
                 "items": self.output_schema, "count": {"type": "integer"}}, "required": ["items", "count"]}),
+            Shape::ScopedItems => serde_json::json!({"type": "object", "properties": {
+                "items": self.output_schema, "count": {"type": "integer"},
+                "namespace": {"type": "string", "description": "The namespace looked in"},
+                "allNamespaces": {"type": "boolean", "description": "Every namespace was looked in"}},
+                "required": ["items", "count"]}),
             Shape::Text => {
                 serde_json::json!({"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]})
             }
@@ -163,13 +172,28 @@ impl Function {
     /// Wraps a result for tools mode.
     pub fn tool_result(&self, result: Value) -> Value {
         match (self.shape, result) {
-            (Shape::Items, Value::Array(items)) => {
+            (Shape::Items | Shape::ScopedItems, Value::Array(items)) => {
                 let count = items.len();
                 serde_json::json!({"items": items, "count": count})
             }
             (Shape::Text, Value::String(text)) => serde_json::json!({"text": text}),
             (_, other) => other,
         }
+    }
+
+    /// Wraps a result for tools mode and, for [`Shape::ScopedItems`], says where it was
+    /// looked for: `namespace` is the namespace the call read (`None`: every namespace).
+    pub fn scoped_result(&self, result: Value, namespace: Option<&str>) -> Value {
+        let mut wrapped = self.tool_result(result);
+        if self.shape == Shape::ScopedItems
+            && let Value::Object(m) = &mut wrapped
+        {
+            match namespace {
+                Some(n) => m.insert("namespace".into(), Value::String(n.to_string())),
+                None => m.insert("allNamespaces".into(), Value::Bool(true)),
+            };
+        }
+        wrapped
     }
 }
 

@@ -40,6 +40,19 @@ pub fn ts_type(schema: &Value) -> String {
             .collect::<Vec<_>>()
             .join(" | ");
     }
+    // `"type": ["string", "integer"]`: a union.
+    if let Some(types) = schema.get("type").and_then(Value::as_array) {
+        let mut names: Vec<String> = types
+            .iter()
+            .map(|t| {
+                let mut one = schema.clone();
+                one["type"] = t.clone();
+                ts_type(&one)
+            })
+            .collect();
+        names.dedup();
+        return names.join(" | ");
+    }
     match schema.get("type").and_then(Value::as_str) {
         Some("string") => "string".into(),
         Some("integer") | Some("number") => "number".into(),
@@ -216,6 +229,11 @@ mod tests {
         let logs = c.describe("kubernetes.logs").unwrap();
         assert!(
             logs.contains("Promise<string>") && logs.contains("@param a.grep"),
+            "{logs}"
+        );
+        assert!(
+            logs.contains("context?: string | number")
+                && logs.contains("function logs(a?: { name?: string; labelSelector?: string;"),
             "{logs}"
         );
         let events = c.describe("kubernetes.events").unwrap();

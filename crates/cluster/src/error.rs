@@ -28,16 +28,21 @@ pub enum ErrorKind {
         /// Its value.
         value: u64,
     },
-    /// The API server refused the request for another reason.
-    Rejected {
+    /// The API server refused the request for another reason: a 400 `BadRequest`, a 422
+    /// `Invalid`, a 409 `Conflict`, ... The API's own `reason` is the code a caller sees, and
+    /// the API's message is kept.
+    Api {
         /// HTTP status.
-        code: u16,
+        status: u16,
+        /// The `reason` of the API's `Status` answer (`BadRequest`, `Invalid`, `Conflict`, ...).
+        reason: String,
     },
 }
 
 impl ErrorKind {
-    /// The short code a program can compare (`"NotFound"`, `"Forbidden"`, ...).
-    pub fn code(&self) -> &'static str {
+    /// The short code a program can compare (`"NotFound"`, `"Forbidden"`, ...; the API's
+    /// own reason, such as `"BadRequest"` or `"Invalid"`, for other refusals).
+    pub fn code(&self) -> &str {
         match self {
             ErrorKind::NotFound => "NotFound",
             ErrorKind::Forbidden => "Forbidden",
@@ -47,7 +52,7 @@ impl ErrorKind {
             ErrorKind::Unavailable => "Unavailable",
             ErrorKind::Timeout => "Timeout",
             ErrorKind::LimitExceeded { .. } => "LimitExceeded",
-            ErrorKind::Rejected { .. } => "Rejected",
+            ErrorKind::Api { reason, .. } => reason,
         }
     }
 }

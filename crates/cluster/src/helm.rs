@@ -13,17 +13,27 @@ use crate::Cluster;
 use crate::error::{ClusterError, ErrorKind, Result};
 use crate::reads::Selection;
 
-/// Arguments of `helm.list` and `helm.history`.
+/// Arguments of `helm.list`.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HelmListQuery {
-    /// Only this release (for history).
-    pub name: Option<String>,
-    /// Namespace (default: the context's).
+    /// Namespace to look in (default: the current context's).
     pub namespace: Option<String>,
-    /// Every namespace.
+    /// Look in every namespace instead.
     #[serde(default)]
     pub all_namespaces: bool,
+    /// Kubeconfig context.
+    pub context: Option<String>,
+}
+
+/// Arguments of `helm.history`.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HelmHistoryQuery {
+    /// Release name.
+    pub name: String,
+    /// The release's namespace (default: the current context's).
+    pub namespace: Option<String>,
     /// Kubeconfig context.
     pub context: Option<String>,
 }
@@ -143,23 +153,31 @@ fn manifest_objects(manifest: &str) -> Vec<Value> {
 }
 
 impl Cluster {
-    /// Every stored revision, decoded, of releases in scope (optionally one release).
-    async fn releases(&self, q: &HelmListQuery) -> Result<Vec<Value>> {
-        let ctx = self.context(q.context.as_deref()).await?;
+    /// Every stored revision, decoded, of the releases in a namespace (`None`: all), or of
+    /// one release there.
+    async fn releases(
+        &self,
+        context: Option<&str>,
+        namespace: Option<&str>,
+        name: Option<&str>,
+    ) -> Result<Vec<Value>> {
+        let ctx = self.context(context).await?;
         let mut selector = "owner=helm".to_string();
-        if let Some(n) = &q.name {
+        if let Some(n) = name {
+            // The name goes into a label selector, where `,` or `=` would add terms.
+            if !n
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            {
+                return Err(ClusterError::bad_input(
+                    "name",
+                    format!(
+                        "{n:?} is not a Helm release name: release names use lowercase letters, digits, '-' and '.'"
+                    ),
+                ));
+            }
             selector.push_str(&format!(",name={n}"));
         }
-        let namespace = if q.all_namespaces {
-            None
-        } else {
-            Some(
-                q.namespace
-                    .clone()
-                    .filter(|n| !n.is_empty())
-                    .unwrap_or_else(|| ctx.namespace.clone()),
-            )
-        };
         let mut out = Vec::new();
         for (kind, helm_layer_only) in [("secrets", false), ("configmaps", true)] {
             let r = self.resolve(&ctx, kind).await?;
@@ -168,7 +186,7 @@ impl Cluster {
                     &ctx,
                     &r,
                     &Selection {
-                        namespace: namespace.as_deref(),
+                        namespace,
                         labels: Some(selector.clone()),
                         ..Selection::default()
                     },
@@ -176,8 +194,21 @@ impl Cluster {
                 .await
             {
                 Ok(o) => o,
-                // Without access to ConfigMaps, Secret-stored releases are still found.
+                // Helm stores releases in Secrets unless told to use ConfigMaps: without access
+                // to ConfigMaps, the Secret-stored releases are still all found.
                 Err(e) if kind == "configmaps" && e.kind == ErrorKind::Forbidden => continue,
+                Err(e) if e.kind == ErrorKind::Forbidden => {
+                    let place = namespace.map_or("in any namespace".to_string(), |n| {
+                        format!("in namespace {n}")
+                    });
+                    return Err(ClusterError::new(
+                        ErrorKind::Forbidden,
+                        format!(
+                            "Helm keeps its releases in Secrets (type helm.sh/release.v1), and these credentials may not list Secrets {place}, so the releases cannot be read: {}",
+                            e.message
+                        ),
+                    ));
+                }
                 Err(e) => return Err(e),
             };
             for o in objects {
@@ -205,10 +236,29 @@ impl Cluster {
         Ok(out)
     }
 
+    /// The namespace a Helm call reads: the one named, else the context's.
+    async fn helm_namespace(
+        &self,
+        context: Option<&str>,
+        named: &Option<String>,
+    ) -> Result<String> {
+        let namespace = match named.as_deref().filter(|n| !n.is_empty()) {
+            Some(n) => n.to_string(),
+            None => self.default_namespace(context).await?,
+        };
+        crate::reads::path_segment("namespace", &namespace)?;
+        Ok(namespace)
+    }
+
     /// The latest revision of each release.
     pub async fn helm_list(&self, q: &HelmListQuery) -> Result<Vec<HelmReleaseSummary>> {
+        let context = q.context.as_deref();
+        let namespace = match q.all_namespaces {
+            true => None,
+            false => Some(self.helm_namespace(context, &q.namespace).await?),
+        };
         let mut latest: BTreeMap<(String, String), HelmReleaseSummary> = BTreeMap::new();
-        for r in self.releases(q).await? {
+        for r in self.releases(context, namespace.as_deref(), None).await? {
             let s = summary(&r);
             let key = (s.namespace.clone(), s.name.clone());
             if latest.get(&key).is_none_or(|old| old.revision < s.revision) {
@@ -219,18 +269,25 @@ impl Cluster {
     }
 
     /// Every revision of one release, oldest first.
-    pub async fn helm_history(&self, q: &HelmListQuery) -> Result<Vec<HelmReleaseSummary>> {
-        let Some(name) = q.name.as_deref().filter(|n| !n.is_empty()) else {
+    pub async fn helm_history(&self, q: &HelmHistoryQuery) -> Result<Vec<HelmReleaseSummary>> {
+        let name = q.name.as_str();
+        if name.is_empty() {
             return Err(ClusterError::bad_input(
                 "name",
                 "`name` is required: the release whose history to read",
             ));
-        };
-        let mut all: Vec<HelmReleaseSummary> =
-            self.releases(q).await?.iter().map(summary).collect();
+        }
+        let context = q.context.as_deref();
+        let namespace = self.helm_namespace(context, &q.namespace).await?;
+        let mut all: Vec<HelmReleaseSummary> = self
+            .releases(context, Some(&namespace), Some(name))
+            .await?
+            .iter()
+            .map(summary)
+            .collect();
         if all.is_empty() {
             return Err(ClusterError::not_found(format!(
-                "no Helm release {name:?} here: list releases with helm.list()"
+                "no Helm release {name:?} in namespace {namespace}: list the releases with allNamespaces: true to find its namespace"
             )));
         }
         all.sort_by_key(|s| s.revision);
@@ -239,16 +296,14 @@ impl Cluster {
 
     /// One revision (the latest by default) with its values, manifest, objects and notes.
     pub async fn helm_get(&self, q: &HelmGetQuery) -> Result<HelmRelease> {
-        let list = HelmListQuery {
-            name: Some(q.name.clone()),
-            namespace: q.namespace.clone(),
-            all_namespaces: false,
-            context: q.context.clone(),
-        };
-        let mut releases = self.releases(&list).await?;
+        let context = q.context.as_deref();
+        let namespace = self.helm_namespace(context, &q.namespace).await?;
+        let mut releases = self
+            .releases(context, Some(&namespace), Some(&q.name))
+            .await?;
         if releases.is_empty() {
             return Err(ClusterError::not_found(format!(
-                "no Helm release {:?} in this namespace: list releases with helm.list({{allNamespaces: true}})",
+                "no Helm release {:?} in namespace {namespace}: list the releases with allNamespaces: true to find its namespace",
                 q.name
             )));
         }

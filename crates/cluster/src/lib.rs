@@ -22,9 +22,12 @@ use std::sync::Arc;
 
 pub use discovery::{ApiResource, resolve as find_kind};
 pub use error::{ClusterError, ErrorKind, Result};
-pub use helm::{HelmGetQuery, HelmListQuery, HelmRelease, HelmReleaseSummary};
+pub use helm::{HelmGetQuery, HelmHistoryQuery, HelmListQuery, HelmRelease, HelmReleaseSummary};
 pub use kubeconfig::{ContextInfo, Source};
-pub use logs::{LogsQuery, grep_lines};
+pub use logs::{
+    DEFAULT_LINES_PER_POD, LogsQuery, MAX_SELECTED_PODS, PodLog, PodLogs, filter_log,
+    render_pod_logs,
+};
 pub use openapi::KindSchema;
 pub use reads::{EventType, EventsQuery, GetQuery, ListQuery, MetricsKind, MetricsQuery};
 pub use transport::Limits;

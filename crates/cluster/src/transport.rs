@@ -101,28 +101,50 @@ enum Attempt {
     Fail(ClusterError),
 }
 
-fn status_message(body: &[u8]) -> Option<String> {
+fn status_field(body: &[u8], field: &str) -> Option<String> {
     serde_json::from_slice::<Value>(body)
         .ok()
-        .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_string))
+        .and_then(|v| v.get(field).and_then(Value::as_str).map(str::to_string))
+}
+
+/// The `reason` of a refusal the call cannot act on by kind: the API's own (`BadRequest`,
+/// `Invalid`, `Conflict`, ...) when its answer names a plausible one, else the one Kubernetes
+/// gives that status.
+fn api_reason(code: u16, body: &[u8]) -> String {
+    let named = status_field(body, "reason")
+        .filter(|r| !r.is_empty() && r.len() <= 48 && r.chars().all(|c| c.is_ascii_alphanumeric()));
+    named.unwrap_or_else(|| {
+        match code {
+            400 => "BadRequest",
+            405 => "MethodNotAllowed",
+            406 => "NotAcceptable",
+            409 => "Conflict",
+            410 => "Expired",
+            413 => "RequestEntityTooLarge",
+            415 => "UnsupportedMediaType",
+            422 => "Invalid",
+            _ => "Rejected",
+        }
+        .to_string()
+    })
 }
 
 fn error_for(code: u16, body: &[u8]) -> ClusterError {
-    let server =
-        status_message(body).unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
+    let server = status_field(body, "message")
+        .unwrap_or_else(|| String::from_utf8_lossy(body).trim().to_string());
     let kind = match code {
         401 => ErrorKind::Unauthorized,
         403 => ErrorKind::Forbidden,
         404 => ErrorKind::NotFound,
-        400 | 422 => ErrorKind::BadInput {
-            field: "request".into(),
-        },
         429 => ErrorKind::Throttled,
         504 => ErrorKind::Timeout,
         500..=599 => ErrorKind::Unavailable,
-        _ => ErrorKind::Rejected { code },
+        _ => ErrorKind::Api {
+            status: code,
+            reason: api_reason(code, body),
+        },
     };
-    let advice = match kind {
+    let advice = match &kind {
         ErrorKind::Unauthorized => {
             " (the credentials were refused: check the kubeconfig's user or refresh its token)"
         }
@@ -133,6 +155,17 @@ fn error_for(code: u16, body: &[u8]) -> ClusterError {
             " (the API server kept throttling after retries: make fewer or narrower calls)"
         }
         ErrorKind::Unavailable => " (the API server failed after retries: try again later)",
+        ErrorKind::Api { reason, .. } => match reason.as_str() {
+            "BadRequest" => {
+                " (the API server refused the request as sent: change what the message names; the same call fails again)"
+            }
+            "Invalid" => " (a value is invalid: correct the field the message names)",
+            "Conflict" | "AlreadyExists" => {
+                " (the object changed or exists already: read it again before deciding)"
+            }
+            "Expired" | "Gone" => " (the list expired while being read: list again)",
+            _ => "",
+        },
         _ => "",
     };
     ClusterError::new(kind, format!("{server}{advice}"))
@@ -319,5 +352,33 @@ mod tests {
         );
         assert_eq!(error_for(404, b"").kind, ErrorKind::NotFound);
         assert_eq!(error_for(429, b"").kind, ErrorKind::Throttled);
+    }
+
+    #[test]
+    fn other_refusals_keep_the_api_reason_and_message() {
+        let body = br#"{"kind":"Status","code":422,"reason":"Invalid","message":"Pod \"x\" is invalid: spec: bad"}"#;
+        let e = error_for(422, body);
+        assert_eq!(e.kind.code(), "Invalid");
+        assert!(
+            e.message.starts_with("Pod \"x\" is invalid: spec: bad"),
+            "{}",
+            e.message
+        );
+        let e = error_for(400, br#"{"message":"unable to parse requirement"}"#);
+        assert_eq!(
+            e.kind,
+            ErrorKind::Api {
+                status: 400,
+                reason: "BadRequest".into()
+            }
+        );
+        assert!(
+            e.message.contains("unable to parse requirement") && e.message.contains("change what")
+        );
+        assert_eq!(error_for(409, b"").kind.code(), "Conflict");
+        assert_eq!(
+            error_for(418, br#"{"reason":"not a reason!"}"#).kind.code(),
+            "Rejected"
+        );
     }
 }

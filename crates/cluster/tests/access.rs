@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use cluster::{
-    Cluster, ErrorKind, EventType, EventsQuery, GetQuery, HelmGetQuery, HelmListQuery, Limits,
-    ListQuery, LogsQuery, MetricsKind, MetricsQuery,
+    Cluster, ErrorKind, EventType, EventsQuery, GetQuery, HelmGetQuery, HelmHistoryQuery,
+    HelmListQuery, Limits, ListQuery, LogsQuery, MetricsKind, MetricsQuery,
 };
 use kubesim::{FaultRule, ForbidRule, RunningServer, ServerConfig, Snapshot};
 use serde_json::Value;
@@ -259,7 +259,7 @@ async fn logs_default_the_container_and_grep_host_side() {
     };
     let unfiltered = c.logs(&grep_q).await.unwrap();
     assert_eq!(unfiltered, all);
-    let grep = cluster::grep_lines(&unfiltered, &grep_q).unwrap();
+    let grep = cluster::filter_log(&unfiltered, &grep_q).unwrap();
     assert_eq!(grep.lines().count(), 1);
     assert!(grep.contains("PAYMENTS_DB_URL"));
     let tail_q = LogsQuery {
@@ -267,7 +267,7 @@ async fn logs_default_the_container_and_grep_host_side() {
         tail_lines: Some(2),
         ..q.clone()
     };
-    let tail_of_grep = cluster::grep_lines(&c.logs(&tail_q).await.unwrap(), &tail_q).unwrap();
+    let tail_of_grep = cluster::filter_log(&c.logs(&tail_q).await.unwrap(), &tail_q).unwrap();
     assert_eq!(tail_of_grep.lines().count(), 2);
     assert!(
         c.logs(&LogsQuery {
@@ -484,8 +484,8 @@ async fn helm_releases_decode_from_their_secrets() {
         .unwrap();
     assert_eq!(first.summary.status, "superseded");
     let history = c
-        .helm_history(&HelmListQuery {
-            name: Some("storefront".into()),
+        .helm_history(&HelmHistoryQuery {
+            name: "storefront".into(),
             namespace: Some("shop".into()),
             ..Default::default()
         })

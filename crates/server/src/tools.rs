@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use catalog::Function;
+use catalog::{Function, Shape};
 use rmcp::model::{CallToolResult, Tool, ToolAnnotations};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
@@ -86,8 +86,18 @@ pub(crate) async fn call(
     let limit = session.server().output_limit();
     let budget = limit.saturating_sub(NOTE_ROOM).max(limit / 2);
     let arguments = with_tool_defaults(f, arguments);
+    let scope = (f.shape == Shape::ScopedItems).then(|| arguments.clone().unwrap_or_default());
     let fitted = match session.invoke(f, arguments, cancel, None).await {
-        Ok(Shaped::Value(v)) => shaping::fit_value(f.tool_result(v), budget, "result"),
+        Ok(Shaped::Value(v)) => {
+            let wrapped = match &scope {
+                Some(args) => match looked_in(session, args).await {
+                    Some(namespace) => f.scoped_result(v, namespace.as_deref()),
+                    None => f.tool_result(v),
+                },
+                None => f.tool_result(v),
+            };
+            shaping::fit_value(wrapped, budget, "result")
+        }
         Ok(Shaped::Items(items)) => {
             // The wrapper of Shape::Items, written around the items' texts.
             let text = format!(
@@ -100,4 +110,22 @@ pub(crate) async fn call(
         Err(e) => return error_result(&e.code, &e.message, e.field.as_deref()),
     };
     CallToolResult::structured(fitted.into_noted(f.narrow_hint))
+}
+
+/// Where a call that reads one namespace or all of them looked: `Some(None)` for every
+/// namespace, `Some(Some(name))` for one (the context's when the call named none).
+async fn looked_in(session: &Session, args: &Map<String, Value>) -> Option<Option<String>> {
+    if args.get("allNamespaces").and_then(Value::as_bool) == Some(true) {
+        return Some(None);
+    }
+    if let Some(n) = args
+        .get("namespace")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+    {
+        return Some(Some(n.to_string()));
+    }
+    let context = args.get("context").and_then(Value::as_str);
+    let cluster = session.server().cluster();
+    cluster.default_namespace(context).await.ok().map(Some)
 }
