@@ -123,8 +123,12 @@ pub fn signature(f: &Function) -> String {
     let params: Vec<String> = f
         .parameters()
         .into_iter()
-        // Every Kubernetes function takes `context`: the description says so once.
-        .filter(|p| p != "context")
+        // Every Kubernetes function takes the kubeconfig `context`: the description says so
+        // once. (Where `context` means more, as logs' lines around a match, it is shown.)
+        .filter(|p| {
+            p != "context"
+                || f.input_schema.pointer("/properties/context/type") != Some(&Value::from("string"))
+        })
         .map(|p| {
             if required.contains(&p.as_str()) {
                 p
