@@ -9,6 +9,7 @@ mod error;
 mod helm;
 mod kubeconfig;
 mod logs;
+mod managed;
 mod raw;
 mod reads;
 mod transport;
