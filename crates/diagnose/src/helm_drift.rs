@@ -67,7 +67,10 @@ pub async fn helm_drift(c: &Cluster, q: &HelmDriftQuery) -> Result<Report, Clust
                 name: r.name.clone(),
                 namespace: Some(r.namespace.clone()),
             },
-            format!("the latest revision {} is {}, not deployed", r.revision, r.status),
+            format!(
+                "the latest revision {} is {}, not deployed",
+                r.revision, r.status
+            ),
         );
         if let Some(d) = &r.description {
             f.evidence(format!("description: {}", cut(d, 200)));
@@ -101,7 +104,10 @@ pub async fn helm_drift(c: &Cluster, q: &HelmDriftQuery) -> Result<Report, Clust
             Err(e) if e.kind == ErrorKind::NotFound => {
                 let mut f = Finding::new(
                     object_ref(kind, name, &live_namespace(&namespace, &e)),
-                    format!("missing: in Helm release {} (revision {}) but not in the cluster", r.name, r.revision),
+                    format!(
+                        "missing: in Helm release {} (revision {}) but not in the cluster",
+                        r.name, r.revision
+                    ),
                 );
                 f.evidence(cut(&e.message, 160));
                 report.findings.push(f.hint(format!(
@@ -207,7 +213,12 @@ fn compare_object(want: &Value, live: &Value, out: &mut Vec<Drift>) {
             "metadata" => {
                 for m in ["labels", "annotations"] {
                     if let Some(w) = v.get(m) {
-                        compare(w, live.pointer(&format!("/metadata/{m}")), &format!("metadata.{m}"), out);
+                        compare(
+                            w,
+                            live.pointer(&format!("/metadata/{m}")),
+                            &format!("metadata.{m}"),
+                            out,
+                        );
                     }
                 }
             }
@@ -268,8 +279,7 @@ fn compare(want: &Value, live: Option<&Value>, path: &str, out: &mut Vec<Drift>)
                 for (i, item) in items.iter().enumerate() {
                     compare(item, l.get(i), &format!("{path}[{i}]"), out);
                 }
-            } else if items.len() != l.len()
-                || items.iter().zip(l).any(|(a, b)| !same_scalar(a, b))
+            } else if items.len() != l.len() || items.iter().zip(l).any(|(a, b)| !same_scalar(a, b))
             {
                 drift(out);
             }
@@ -406,7 +416,10 @@ mod tests {
                        "k:{\"name\":\"web\"}": {"f:image": {}}}}}}}}),
         ];
         let m = managers(&managed);
-        assert!(m[1].3.contains(&"spec.template.spec.containers[web].image".to_string()));
+        assert!(
+            m[1].3
+                .contains(&"spec.template.spec.containers[web].image".to_string())
+        );
         assert_eq!(
             owner_of(&m, "spec.template.spec.containers[web].image").map(|o| o.0),
             Some("kubectl-edit".to_string())

@@ -42,14 +42,22 @@ fn pod_requests(pod: &Value) -> (f64, f64) {
             .and_then(quantity)
             .unwrap_or(0.0)
     };
-    let sum = |r: &str| arr(pod, "/spec/containers").iter().map(|c| get(c, r)).sum::<f64>();
+    let sum = |r: &str| {
+        arr(pod, "/spec/containers")
+            .iter()
+            .map(|c| get(c, r))
+            .sum::<f64>()
+    };
     let init = |r: &str| {
         arr(pod, "/spec/initContainers")
             .iter()
             .map(|c| get(c, r))
             .fold(0.0, f64::max)
     };
-    (sum("cpu").max(init("cpu")), sum("memory").max(init("memory")))
+    (
+        sum("cpu").max(init("cpu")),
+        sum("memory").max(init("memory")),
+    )
 }
 
 /// Diagnoses every node.
@@ -127,7 +135,9 @@ pub async fn nodes(c: &Cluster, q: &NodesQuery) -> Result<Report, ClusterError> 
             match (t, status) {
                 ("Ready", "True") => ready = true,
                 ("Ready", "Unknown") => {
-                    problems.push("NotReady: the kubelet stopped posting status (Ready=Unknown)".into());
+                    problems.push(
+                        "NotReady: the kubelet stopped posting status (Ready=Unknown)".into(),
+                    );
                     evidence.push(line());
                     hints.push("The node's kubelet or its network is down: check the machine, its kubelet service and its connectivity to the API server");
                 }
@@ -165,7 +175,11 @@ pub async fn nodes(c: &Cluster, q: &NodesQuery) -> Result<Report, ClusterError> 
                 format!(
                     "{}{}:{}",
                     s(t, "/key"),
-                    if value.is_empty() { String::new() } else { format!("={value}") },
+                    if value.is_empty() {
+                        String::new()
+                    } else {
+                        format!("={value}")
+                    },
                     s(t, "/effect")
                 )
             })
@@ -173,7 +187,10 @@ pub async fn nodes(c: &Cluster, q: &NodesQuery) -> Result<Report, ClusterError> 
         if !taints.is_empty() {
             evidence.push(format!("taints: {}", taints.join(", ")));
             if problems.is_empty() {
-                problems.push(format!("tainted: only pods that tolerate {} are placed here", taints.join(", ")));
+                problems.push(format!(
+                    "tainted: only pods that tolerate {} are placed here",
+                    taints.join(", ")
+                ));
             }
         }
         let alloc = |r: &str| {
@@ -181,10 +198,20 @@ pub async fn nodes(c: &Cluster, q: &NodesQuery) -> Result<Report, ClusterError> 
                 .and_then(Value::as_str)
                 .and_then(quantity)
         };
-        if let (Some(req), Some(cpu), Some(memory)) = (requests.get(&name), alloc("cpu"), alloc("memory")) {
+        if let (Some(req), Some(cpu), Some(memory)) =
+            (requests.get(&name), alloc("cpu"), alloc("memory"))
+        {
             let (cpu_pct, mem_pct) = (
-                if cpu > 0.0 { req.cpu / cpu * 100.0 } else { 0.0 },
-                if memory > 0.0 { req.memory / memory * 100.0 } else { 0.0 },
+                if cpu > 0.0 {
+                    req.cpu / cpu * 100.0
+                } else {
+                    0.0
+                },
+                if memory > 0.0 {
+                    req.memory / memory * 100.0
+                } else {
+                    0.0
+                },
             );
             peak = (peak.0.max(cpu_pct), peak.1.max(mem_pct));
             let usage = format!(
@@ -204,15 +231,17 @@ pub async fn nodes(c: &Cluster, q: &NodesQuery) -> Result<Report, ClusterError> 
                 evidence.push(usage);
             }
         }
-        if !ready
-            && let Some(list) = on_node.get(&name)
-        {
+        if !ready && let Some(list) = on_node.get(&name) {
             let shown: Vec<&str> = list.iter().take(8).map(String::as_str).collect();
             evidence.push(format!(
                 "{} pods on it: {}{}",
                 list.len(),
                 shown.join(", "),
-                if list.len() > shown.len() { format!(" and {} more", list.len() - shown.len()) } else { String::new() }
+                if list.len() > shown.len() {
+                    format!(" and {} more", list.len() - shown.len())
+                } else {
+                    String::new()
+                }
             ));
         }
         if problems.is_empty() {

@@ -182,9 +182,8 @@ fn signal_name(n: i64) -> &'static str {
 
 /// Whether the kubelet killed `container` for failing its liveness probe, by its events.
 fn liveness_killed(events: &[&Event], container: &str) -> bool {
-    let about = |e: &Event| {
-        e.field_path.is_empty() || e.field_path.contains(&format!("{{{container}}}"))
-    };
+    let about =
+        |e: &Event| e.field_path.is_empty() || e.field_path.contains(&format!("{{{container}}}"));
     events.iter().any(|e| {
         about(e)
             && ((e.reason == "Unhealthy" && e.message.starts_with("Liveness probe"))
@@ -384,16 +383,16 @@ fn diagnose_pod(pod: &Value, events: &[&Event], now: DateTime<Utc>) -> PodDiag {
                     hints.push("The message names what is wrong in the container's configuration: a missing ConfigMap/Secret or key, or a bad command".into());
                 }
                 "ContainerCreating" | "PodInitializing" => {
-                    let mount = events.iter().any(|e| {
-                        e.reason == "FailedMount" || e.reason == "FailedAttachVolume"
-                    });
+                    let mount = events
+                        .iter()
+                        .any(|e| e.reason == "FailedMount" || e.reason == "FailedAttachVolume");
                     let old = created.is_some_and(|t| (now - t).num_seconds() > 300);
                     if mount {
-                        problems.push(format!(
-                            "{label} cannot start: a volume cannot be mounted"
-                        ));
+                        problems.push(format!("{label} cannot start: a volume cannot be mounted"));
                         classes.push("mount".into());
-                        hints.push("The FailedMount event names the volume and what is missing".into());
+                        hints.push(
+                            "The FailedMount event names the volume and what is missing".into(),
+                        );
                     } else if old {
                         problems.push(format!(
                             "{label} is stuck in {reason} since {}",
@@ -573,14 +572,20 @@ fn references(pod: &Value) -> Vec<(Ref, String)> {
         let cname = s(c, "/name");
         for e in arr(c, "/env") {
             let var = s(e, "/name");
-            if let Some(r) = e.pointer("/valueFrom/configMapKeyRef").filter(|x| !optional(x)) {
+            if let Some(r) = e
+                .pointer("/valueFrom/configMapKeyRef")
+                .filter(|x| !optional(x))
+            {
                 add(
                     "ConfigMap",
                     s(r, "/name"),
                     format!("env {var} of container {cname}"),
                 );
             }
-            if let Some(r) = e.pointer("/valueFrom/secretKeyRef").filter(|x| !optional(x)) {
+            if let Some(r) = e
+                .pointer("/valueFrom/secretKeyRef")
+                .filter(|x| !optional(x))
+            {
                 add(
                     "Secret",
                     s(r, "/name"),
@@ -670,7 +675,12 @@ async fn similar_names(
     else {
         return Vec::new();
     };
-    let common = |a: &str| a.chars().zip(name.chars()).take_while(|(x, y)| x == y).count();
+    let common = |a: &str| {
+        a.chars()
+            .zip(name.chars())
+            .take_while(|(x, y)| x == y)
+            .count()
+    };
     let mut found: Vec<(usize, String)> = all
         .iter()
         .map(|o| s(o, "/metadata/name").to_string())
@@ -786,10 +796,8 @@ pub(crate) async fn analyze(
         }
     }
     let checking: Vec<&Ref> = refs.keys().take(MAX_REFS).collect();
-    let results = futures_util::future::join_all(
-        checking.iter().map(|r| check_ref(c, r, context)),
-    )
-    .await;
+    let results =
+        futures_util::future::join_all(checking.iter().map(|r| check_ref(c, r, context))).await;
     let (mut missing, mut unreadable) = (0, BTreeSet::new());
     for (r, found) in checking.iter().zip(results) {
         let users = refs.get(*r).cloned().unwrap_or_default();
@@ -813,10 +821,13 @@ pub(crate) async fn analyze(
                 if !similar.is_empty() {
                     note.push_str(&format!("; similar names there: {}", similar.join(", ")));
                 }
-                (note, format!(
-                    "Create {} {} or point the pod template at an existing one",
-                    r.kind, r.name
-                ))
+                (
+                    note,
+                    format!(
+                        "Create {} {} or point the pod template at an existing one",
+                        r.kind, r.name
+                    ),
+                )
             }
             Found::Unbound(phase, class) => {
                 let mut note = format!("PersistentVolumeClaim {} is {phase}", r.name);
@@ -832,13 +843,20 @@ pub(crate) async fn analyze(
                     &mut report.checked,
                 )
                 .await;
-                if let Some(e) = claim_events.iter().rev().find(|e| e.event_type == "Warning") {
+                if let Some(e) = claim_events
+                    .iter()
+                    .rev()
+                    .find(|e| e.event_type == "Warning")
+                {
                     note.push_str(&format!("; its event {}", e.line(now)));
                 }
-                (note, format!(
-                    "Fix PersistentVolumeClaim {}: its storage class must exist (list StorageClass) and be able to provision",
-                    r.name
-                ))
+                (
+                    note,
+                    format!(
+                        "Fix PersistentVolumeClaim {}: its storage class must exist (list StorageClass) and be able to provision",
+                        r.name
+                    ),
+                )
             }
         };
         for (i, used) in users {
@@ -951,9 +969,14 @@ pub(crate) async fn analyze(
                     .is_some_and(|t| (now - t) < Duration::seconds(RECENT_RESTART))
             {
                 let name = s(st, "/name");
-                let (label, _, hint) = termination(t, name, spec_container(pod, name), &events_of(pod));
+                let (label, _, hint) =
+                    termination(t, name, spec_container(pod, name), &events_of(pod));
                 what.push(format!("container {name} {label}"));
-                f.evidence(termination_line(t, int(st, "/restartCount").unwrap_or(0), now));
+                f.evidence(termination_line(
+                    t,
+                    int(st, "/restartCount").unwrap_or(0),
+                    now,
+                ));
                 f.hint.get_or_insert(hint);
             }
         }

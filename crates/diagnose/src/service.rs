@@ -86,9 +86,12 @@ pub async fn service(c: &Cluster, q: &ServiceQuery) -> Result<Report, ClusterErr
         })
         .await?;
     let matches = |p: &Value| {
-        selector
-            .iter()
-            .all(|(k, v)| p.pointer("/metadata/labels").and_then(|l| l.get(k)).and_then(Value::as_str) == Some(v))
+        selector.iter().all(|(k, v)| {
+            p.pointer("/metadata/labels")
+                .and_then(|l| l.get(k))
+                .and_then(Value::as_str)
+                == Some(v)
+        })
     };
     let selected: Vec<&Value> = if selector.is_empty() {
         Vec::new()
@@ -135,7 +138,9 @@ pub async fn service(c: &Cluster, q: &ServiceQuery) -> Result<Report, ClusterErr
     if !selector.is_empty() && selected.is_empty() {
         let mut f = Finding::new(
             object.clone(),
-            format!("selector {selector_text} matches no pod in namespace {ns}: the Service has no endpoints"),
+            format!(
+                "selector {selector_text} matches no pod in namespace {ns}: the Service has no endpoints"
+            ),
         );
         for line in closest(&pods, &selector) {
             f.evidence(line);
@@ -160,7 +165,12 @@ pub async fn service(c: &Cluster, q: &ServiceQuery) -> Result<Report, ClusterErr
                     selected.len()
                 ),
             );
-            let names: Vec<&str> = e.not_ready.iter().map(|(_, p)| p.as_str()).take(5).collect();
+            let names: Vec<&str> = e
+                .not_ready
+                .iter()
+                .map(|(_, p)| p.as_str())
+                .take(5)
+                .collect();
             if !names.is_empty() {
                 f.evidence(format!("not-ready endpoints: {}", names.join(", ")));
             }
@@ -168,7 +178,12 @@ pub async fn service(c: &Cluster, q: &ServiceQuery) -> Result<Report, ClusterErr
                 "The pods are not Ready: diagnose.pods with the selector as labelSelector says why",
             ));
         } else if !e.not_ready.is_empty() {
-            let names: Vec<&str> = e.not_ready.iter().map(|(_, p)| p.as_str()).take(5).collect();
+            let names: Vec<&str> = e
+                .not_ready
+                .iter()
+                .map(|(_, p)| p.as_str())
+                .take(5)
+                .collect();
             let mut f = Finding::new(
                 object.clone(),
                 format!(
@@ -202,20 +217,34 @@ pub async fn service(c: &Cluster, q: &ServiceQuery) -> Result<Report, ClusterErr
                 .iter()
                 .flat_map(|p| arr(p, "/spec/containers"))
                 .flat_map(|c| arr(c, "/ports"))
-                .map(|p| (int(p, "/containerPort").unwrap_or(0), s(p, "/name").to_string()))
+                .map(|p| {
+                    (
+                        int(p, "/containerPort").unwrap_or(0),
+                        s(p, "/name").to_string(),
+                    )
+                })
                 .collect();
             let serving = selected
                 .iter()
                 .filter(|p| {
-                    arr(p, "/spec/containers").iter().flat_map(|c| arr(c, "/ports")).any(|cp| match &target {
-                        Target::Named(n) => s(cp, "/name") == n,
-                        Target::Number(n) => int(cp, "/containerPort") == Some(*n),
-                    })
+                    arr(p, "/spec/containers")
+                        .iter()
+                        .flat_map(|c| arr(c, "/ports"))
+                        .any(|cp| match &target {
+                            Target::Named(n) => s(cp, "/name") == n,
+                            Target::Number(n) => int(cp, "/containerPort") == Some(*n),
+                        })
                 })
                 .count();
             let mut shown: Vec<String> = declared
                 .iter()
-                .map(|(n, name)| if name.is_empty() { n.to_string() } else { format!("{n}/{name}") })
+                .map(|(n, name)| {
+                    if name.is_empty() {
+                        n.to_string()
+                    } else {
+                        format!("{n}/{name}")
+                    }
+                })
                 .collect();
             shown.sort();
             shown.dedup();
@@ -229,7 +258,14 @@ pub async fn service(c: &Cluster, q: &ServiceQuery) -> Result<Report, ClusterErr
                             selected.len()
                         ),
                     );
-                    f.evidence(format!("the selected pods' container ports: {}", if shown.is_empty() { "none declared".into() } else { shown.join(", ") }));
+                    f.evidence(format!(
+                        "the selected pods' container ports: {}",
+                        if shown.is_empty() {
+                            "none declared".into()
+                        } else {
+                            shown.join(", ")
+                        }
+                    ));
                     report.findings.push(f.hint(format!(
                         "A named targetPort must be the name of a containerPort in every selected pod: rename the container port or set targetPort to its number"
                     )));
@@ -239,7 +275,10 @@ pub async fn service(c: &Cluster, q: &ServiceQuery) -> Result<Report, ClusterErr
                         object.clone(),
                         format!("{label} targets port {n}, which no selected pod declares"),
                     );
-                    f.evidence(format!("the selected pods' container ports: {}", shown.join(", ")));
+                    f.evidence(format!(
+                        "the selected pods' container ports: {}",
+                        shown.join(", ")
+                    ));
                     report.findings.push(f.hint(
                         "Set the Service's targetPort to the port the container listens on (its containerPort)",
                     ));
@@ -247,8 +286,12 @@ pub async fn service(c: &Cluster, q: &ServiceQuery) -> Result<Report, ClusterErr
                 Target::Number(n) if declared.is_empty() => checked_ports.push(format!(
                     "{label} → {n}: the pods declare no container ports (not verifiable)"
                 )),
-                Target::Named(n) => checked_ports.push(format!("{label} → {n}: declared by {serving} pods")),
-                Target::Number(n) => checked_ports.push(format!("{label} → {n}: declared by {serving} pods")),
+                Target::Named(n) => {
+                    checked_ports.push(format!("{label} → {n}: declared by {serving} pods"))
+                }
+                Target::Number(n) => {
+                    checked_ports.push(format!("{label} → {n}: declared by {serving} pods"))
+                }
             }
         }
         if !checked_ports.is_empty() {
@@ -267,7 +310,10 @@ enum Target {
 fn closest(pods: &[Value], selector: &BTreeMap<String, String>) -> Vec<String> {
     let mut sets: BTreeMap<String, (usize, usize, Vec<String>)> = BTreeMap::new();
     for p in pods {
-        let mut labels = p.pointer("/metadata/labels").cloned().unwrap_or(Value::Null);
+        let mut labels = p
+            .pointer("/metadata/labels")
+            .cloned()
+            .unwrap_or(Value::Null);
         if let Value::Object(m) = &mut labels {
             for n in NOISE_LABELS {
                 m.remove(n);

@@ -99,7 +99,11 @@ pub(crate) fn quantity(q: &str) -> Option<f64> {
 
 /// Bytes as a person reads them ("512Mi", "1.5Gi").
 pub(crate) fn bytes(b: f64) -> String {
-    let units = [("Gi", 1024f64.powi(3)), ("Mi", 1024f64.powi(2)), ("Ki", 1024.0)];
+    let units = [
+        ("Gi", 1024f64.powi(3)),
+        ("Mi", 1024f64.powi(2)),
+        ("Ki", 1024.0),
+    ];
     for (unit, size) in units {
         if b >= size {
             let v = b / size;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::finding::{Finding, ObjectRef, Report};
-use crate::util::{Event, at, arr, cut, events, int, item_key, s, selector_string, show};
+use crate::util::{Event, arr, at, cut, events, int, item_key, s, selector_string, show};
 
 /// Arguments of `diagnose.workload`.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
@@ -153,29 +153,50 @@ pub async fn workload(c: &Cluster, q: &WorkloadQuery) -> Result<Report, ClusterE
             previous.number, newest.number
         );
         evidence.push(line.clone());
-        report.check(format!("pod templates of revisions {} and {}", previous.number, newest.number));
+        report.check(format!(
+            "pod templates of revisions {} and {}",
+            previous.number, newest.number
+        ));
         if !stuck {
             report.check(line);
         }
     }
 
     // Why the newest revision does not progress: the controller's events (FailedCreate, quota).
-    let mut warnings: Vec<Event> = events(c, Some(&ns), kind.name(), Some(&q.name), context, &mut report.checked)
-        .await
-        .into_iter()
-        .filter(|e| e.event_type == "Warning")
-        .collect();
+    let mut warnings: Vec<Event> = events(
+        c,
+        Some(&ns),
+        kind.name(),
+        Some(&q.name),
+        context,
+        &mut report.checked,
+    )
+    .await
+    .into_iter()
+    .filter(|e| e.event_type == "Warning")
+    .collect();
     if kind == Kind::Deployment
         && let Some(newest) = revisions.first()
     {
         warnings.extend(
-            events(c, Some(&ns), "ReplicaSet", Some(&newest.holder), context, &mut report.checked)
-                .await
-                .into_iter()
-                .filter(|e| e.event_type == "Warning"),
+            events(
+                c,
+                Some(&ns),
+                "ReplicaSet",
+                Some(&newest.holder),
+                context,
+                &mut report.checked,
+            )
+            .await
+            .into_iter()
+            .filter(|e| e.event_type == "Warning"),
         );
     }
-    report.check(format!("warning events of the {} and its newest revision: {}", kind.name(), warnings.len()));
+    report.check(format!(
+        "warning events of the {} and its newest revision: {}",
+        kind.name(),
+        warnings.len()
+    ));
     warnings.sort_by_key(|e| e.last);
     let mut hint = None;
     let mut quota_named = None;
@@ -205,7 +226,10 @@ pub async fn workload(c: &Cluster, q: &WorkloadQuery) -> Result<Report, ClusterE
             "Free room in ResourceQuota {quota} (namespace {ns}), lower the pods' requests, or raise the quota{previous}"
         ));
     } else if let Some(e) = warnings.iter().rev().find(|e| e.reason == "FailedCreate") {
-        problem.push_str(&format!("; the controller cannot create pods: {}", cut(&e.message, 160)));
+        problem.push_str(&format!(
+            "; the controller cannot create pods: {}",
+            cut(&e.message, 160)
+        ));
     }
 
     // The pods' own problems.
@@ -222,8 +246,16 @@ pub async fn workload(c: &Cluster, q: &WorkloadQuery) -> Result<Report, ClusterE
         .await?
     };
     let mut pod_report = Report::default();
-    crate::pods::analyze(c, &pods, &format!("namespace {ns} with labels {selector}"), context, &mut pod_report).await;
-    if stuck && quota_named.is_none()
+    crate::pods::analyze(
+        c,
+        &pods,
+        &format!("namespace {ns} with labels {selector}"),
+        context,
+        &mut pod_report,
+    )
+    .await;
+    if stuck
+        && quota_named.is_none()
         && let Some(f) = pod_report.findings.first()
     {
         problem.push_str(&format!("; its pods: {}", cut(&f.problem, 160)));
@@ -273,7 +305,10 @@ fn rollout_state(kind: Kind, w: &Value) -> (String, bool, String) {
                 "replicas desired {desired}, updated {updated}, ready {ready}, available {available}, unavailable {}",
                 n("/status/unavailableReplicas")
             );
-            let revision = s(w, "/metadata/annotations/deployment.kubernetes.io~1revision");
+            let revision = s(
+                w,
+                "/metadata/annotations/deployment.kubernetes.io~1revision",
+            );
             let deadline = cond("Progressing")
                 .filter(|(status, _)| status == "False")
                 .map(|(_, reason)| reason);
@@ -297,8 +332,10 @@ fn rollout_state(kind: Kind, w: &Value) -> (String, bool, String) {
         Kind::StatefulSet => {
             let desired = int(w, "/spec/replicas").unwrap_or(1);
             let (ready, updated) = (n("/status/readyReplicas"), n("/status/updatedReplicas"));
-            let (current_rev, update_rev) =
-                (s(w, "/status/currentRevision"), s(w, "/status/updateRevision"));
+            let (current_rev, update_rev) = (
+                s(w, "/status/currentRevision"),
+                s(w, "/status/updateRevision"),
+            );
             let counts = format!(
                 "replicas desired {desired}, ready {ready}, current {}, updated {updated}; revision {}",
                 n("/status/currentReplicas"),
@@ -311,7 +348,9 @@ fn rollout_state(kind: Kind, w: &Value) -> (String, bool, String) {
             let rolling = !update_rev.is_empty() && current_rev != update_rev;
             let stuck = ready < desired || rolling || generation_behind;
             let problem = if rolling {
-                format!("rollout to {update_rev} is not complete: {updated} of {desired} replicas updated, {ready} ready")
+                format!(
+                    "rollout to {update_rev} is not complete: {updated} of {desired} replicas updated, {ready} ready"
+                )
             } else {
                 format!("only {ready} of {desired} replicas are ready")
             };
@@ -329,9 +368,12 @@ fn rollout_state(kind: Kind, w: &Value) -> (String, bool, String) {
                 "pods desired {desired}, scheduled {}, updated {updated}, ready {ready}, available {available}, misscheduled {misscheduled}",
                 n("/status/currentNumberScheduled")
             );
-            let stuck = ready < desired || updated < desired || misscheduled > 0 || generation_behind;
+            let stuck =
+                ready < desired || updated < desired || misscheduled > 0 || generation_behind;
             let problem = if updated < desired {
-                format!("rollout is not complete: {updated} of {desired} pods updated, {ready} ready")
+                format!(
+                    "rollout is not complete: {updated} of {desired} pods updated, {ready} ready"
+                )
             } else {
                 format!("only {ready} of {desired} pods are ready")
             };
@@ -385,8 +427,11 @@ async fn revisions(
             let annotations = "/metadata/annotations/";
             if kind == Kind::Deployment {
                 Revision {
-                    number: int(&o, &format!("{annotations}deployment.kubernetes.io~1revision"))
-                        .unwrap_or(0),
+                    number: int(
+                        &o,
+                        &format!("{annotations}deployment.kubernetes.io~1revision"),
+                    )
+                    .unwrap_or(0),
                     holder: s(&o, "/metadata/name").to_string(),
                     template: o.pointer("/spec/template").cloned().unwrap_or(Value::Null),
                     created: s(&o, "/metadata/creationTimestamp").to_string(),
@@ -433,18 +478,24 @@ fn diff(old: &Value, new: &Value, path: &str, out: &mut Vec<String>) {
     };
     match (old, new) {
         (Value::Object(a), Value::Object(b)) => {
-            let mut keys: Vec<&String> = a.keys().chain(b.keys().filter(|k| !a.contains_key(*k))).collect();
+            let mut keys: Vec<&String> = a
+                .keys()
+                .chain(b.keys().filter(|k| !a.contains_key(*k)))
+                .collect();
             keys.dedup();
             for k in keys {
                 if path.ends_with("labels") && REVISION_LABELS.contains(&k.as_str()) {
                     continue;
                 }
-                diff(a.get(k).unwrap_or(&Value::Null), b.get(k).unwrap_or(&Value::Null), &join(k), out);
+                diff(
+                    a.get(k).unwrap_or(&Value::Null),
+                    b.get(k).unwrap_or(&Value::Null),
+                    &join(k),
+                    out,
+                );
             }
         }
-        (Value::Array(a), Value::Array(b))
-            if a.iter().chain(b).all(|i| item_key(i).is_some()) =>
-        {
+        (Value::Array(a), Value::Array(b)) if a.iter().chain(b).all(|i| item_key(i).is_some()) => {
             for item in a {
                 let key = item_key(item);
                 let other = b.iter().find(|i| item_key(i) == key);
@@ -454,7 +505,12 @@ fn diff(old: &Value, new: &Value, path: &str, out: &mut Vec<String>) {
             for item in b {
                 let key = item_key(item);
                 if !a.iter().any(|i| item_key(i) == key) {
-                    diff(&Value::Null, item, &format!("{path}[{}]", key.unwrap_or_default()), out);
+                    diff(
+                        &Value::Null,
+                        item,
+                        &format!("{path}[{}]", key.unwrap_or_default()),
+                        out,
+                    );
                 }
             }
         }
@@ -529,7 +585,12 @@ mod tests {
         }
         assert_eq!(Kind::parse("sts").unwrap(), Kind::StatefulSet);
         assert_eq!(Kind::parse("ds").unwrap(), Kind::DaemonSet);
-        assert!(Kind::parse("Pod").unwrap_err().message.contains("diagnose.pods"));
+        assert!(
+            Kind::parse("Pod")
+                .unwrap_err()
+                .message
+                .contains("diagnose.pods")
+        );
         assert_eq!(
             quota_name("pods \"x\" is forbidden: exceeded quota: shop-compute, requested: requests.cpu=500m").as_deref(),
             Some("shop-compute")
