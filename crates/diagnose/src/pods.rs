@@ -498,7 +498,12 @@ fn diagnose_pod(pod: &Value, events: &[&Event], now: DateTime<Utc>) -> PodDiag {
     let mut decisive: Vec<String> = Vec::new();
     for e in events.iter().rev() {
         let liveness_kill = e.reason == "Killing" && e.message.contains("liveness");
-        if e.event_type != "Warning" && !liveness_kill {
+        // "Error: ErrImagePull" repeats the container state; the event with the detail stays.
+        let bare = e
+            .message
+            .strip_prefix("Error: ")
+            .is_some_and(|r| !r.contains(' '));
+        if (e.event_type != "Warning" && !liveness_kill) || bare {
             continue;
         }
         if seen.insert((e.reason.clone(), cut(&e.message, 60))) {

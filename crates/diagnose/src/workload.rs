@@ -118,7 +118,7 @@ pub async fn workload(c: &Cluster, q: &WorkloadQuery) -> Result<Report, ClusterE
     }
 
     // Revisions, newest first, and what changed between the newest two.
-    let revisions = revisions(c, kind, &ns, &uid, &selector, context, &mut report).await;
+    let revisions = revisions(c, kind, &ns, &q.name, &uid, &selector, context, &mut report).await;
     for r in revisions.iter().take(3) {
         let mut line = format!("revision {} ({}", r.number, r.holder);
         if !r.created.is_empty() {
@@ -383,10 +383,12 @@ fn rollout_state(kind: Kind, w: &Value) -> (String, bool, String) {
 }
 
 /// The workload's revisions, newest first: its ReplicaSets (Deployment) or ControllerRevisions.
+#[allow(clippy::too_many_arguments)]
 async fn revisions(
     c: &Cluster,
     kind: Kind,
     ns: &str,
+    name: &str,
     uid: &str,
     selector: &str,
     context: Option<&str>,
@@ -417,10 +419,12 @@ async fn revisions(
             return Vec::new();
         }
     };
+    // Owned by uid; or by kind and name, as the controller adopts what its selector matches
+    // (a workload recreated under the same name keeps its old revisions).
     let owned = listed.into_iter().filter(|o| {
         arr(o, "/metadata/ownerReferences")
             .iter()
-            .any(|r| s(r, "/uid") == uid)
+            .any(|r| s(r, "/uid") == uid || (s(r, "/kind") == kind.name() && s(r, "/name") == name))
     });
     let mut out: Vec<Revision> = owned
         .map(|o| {
