@@ -84,7 +84,7 @@ async fn code_mode_exposes_two_small_tools() {
     );
     s.cancel().await.unwrap();
     let all = session("all").await;
-    assert_eq!(all.list_all_tools().await.unwrap().len(), 12);
+    assert_eq!(all.list_all_tools().await.unwrap().len(), 17);
     all.cancel().await.unwrap();
 }
 
@@ -167,6 +167,42 @@ return { ready: false };"#,
     )
     .await;
     assert_eq!(result(&polled)["ready"], true);
+    s.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn diagnose_composes_with_logs_in_one_program() {
+    let s = session("code").await;
+    let out = run_code(
+        &s,
+        r#"
+const pods = await tools.diagnose.pods({ allNamespaces: true });
+const crash = pods.findings.find(f => f.object.name.startsWith("payments-api"));
+const log = await tools.kubernetes.logs({ name: crash.object.name, namespace: crash.object.namespace, previous: true, tailLines: 5 });
+const svc = await tools.diagnose.service({ name: "checkout", namespace: "shop" });
+return { crash: crash.object.name, problem: crash.problem, log, service: svc.findings.map(f => f.problem), checked: pods.checked.length };
+"#,
+    )
+    .await;
+    let r = result(&out);
+    assert!(
+        r["crash"].as_str().unwrap().starts_with("payments-api"),
+        "{r}"
+    );
+    assert!(
+        r["problem"].as_str().unwrap().contains("exits with code"),
+        "{r}"
+    );
+    assert!(!r["log"].as_str().unwrap().is_empty(), "{r}");
+    assert!(r["checked"].as_u64().unwrap() >= 2, "{r}");
+    assert!(
+        r["service"][0]
+            .as_str()
+            .unwrap()
+            .contains("ready endpoints")
+            || r["service"][0].as_str().unwrap().contains("matches no pod"),
+        "{r}"
+    );
     s.cancel().await.unwrap();
 }
 
@@ -360,7 +396,8 @@ async fn declarations_are_resources_and_the_prompt_teaches_by_example() {
         [
             "kubecode://types/index.d.ts",
             "kubecode://types/kubernetes.d.ts",
-            "kubecode://types/helm.d.ts"
+            "kubecode://types/helm.d.ts",
+            "kubecode://types/diagnose.d.ts"
         ]
     );
     let read = s
