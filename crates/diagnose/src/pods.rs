@@ -942,11 +942,11 @@ pub(crate) async fn analyze(
         }
         if let Some((container, previous)) = first.log.clone() {
             logs_wanted += 1;
-            if logs_read < MAX_LOGS {
-                if let Some(text) = log_tail(c, &first.pod, &container, previous, context).await {
-                    logs_read += 1;
-                    first.finding.evidence(text);
-                }
+            if logs_read < MAX_LOGS
+                && let Some(text) = log_tail(c, &first.pod, &container, previous, context).await
+            {
+                logs_read += 1;
+                first.finding.evidence(text);
             }
         }
         report.findings.push(first.finding);

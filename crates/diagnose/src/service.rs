@@ -266,9 +266,9 @@ pub async fn service(c: &Cluster, q: &ServiceQuery) -> Result<Report, ClusterErr
                             shown.join(", ")
                         }
                     ));
-                    report.findings.push(f.hint(format!(
-                        "A named targetPort must be the name of a containerPort in every selected pod: rename the container port or set targetPort to its number"
-                    )));
+                    report.findings.push(f.hint(
+                        "A named targetPort must be the name of a containerPort in every selected pod: rename the container port or set targetPort to its number",
+                    ));
                 }
                 Target::Number(n) if serving == 0 && !declared.is_empty() => {
                     let mut f = Finding::new(
@@ -337,8 +337,8 @@ fn closest(pods: &[Value], selector: &BTreeMap<String, String>) -> Vec<String> {
             .or_insert((matched, similar, Vec::new()));
         entry.2.push(s(p, "/metadata/name").to_string());
     }
-    let mut ranked: Vec<(String, (usize, usize, Vec<String>))> = sets.into_iter().collect();
-    ranked.sort_by(|a, b| (b.1.0, b.1.1).cmp(&(a.1.0, a.1.1)));
+    let mut ranked: Vec<_> = sets.into_iter().collect();
+    ranked.sort_by_key(|(_, (matched, similar, _))| std::cmp::Reverse((*matched, *similar)));
     ranked
         .into_iter()
         .filter(|(_, (m, sim, _))| *m > 0 || *sim > 0)

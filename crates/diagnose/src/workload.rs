@@ -463,7 +463,7 @@ async fn revisions(
             }
         })
         .collect();
-    out.sort_by(|a, b| b.number.cmp(&a.number));
+    out.sort_by_key(|r| std::cmp::Reverse(r.number));
     report.check(format!("{} revisions ({holder_kind})", out.len()));
     out
 }
