@@ -172,7 +172,8 @@ fn cluster() -> Snapshot {
     for n in 0..3 {
         b.add_node(&format!("worker-{n:03}"), 16, 64, false);
     }
-    for ns in ["payments", "data", "shop", "ml", "batch"] {
+    b.add_node("worker-small", 16, 64, false);
+    for ns in ["payments", "data", "shop", "ml", "batch", "monitoring"] {
         b.add_namespace(ns, Duration::days(120));
     }
     // Planted: a crash loop (2 replicas), an OOM, a liveness kill, an image pull, unschedulable.
@@ -302,7 +303,70 @@ fn cluster() -> Snapshot {
         2,
         Duration::hours(8),
     );
+    // notifier restarted ten minutes ago and is Ready again: a low-severity finding.
+    let notifier = b.add_workload(&deployment(
+        "shop",
+        "notifier",
+        "ghcr.io/acme/notifier:0.9.0",
+        1,
+        None,
+    ));
+    // node-exporter: a healthy DaemonSet rolled from v1.8.1 to v1.8.2.
+    let mut exporter = deployment(
+        "monitoring",
+        "node-exporter",
+        "quay.io/prometheus/node-exporter:v1.8.2",
+        0,
+        Some(9100),
+    );
+    exporter.kind = "DaemonSet";
+    exporter.service = false;
+    let exporter = b.add_workload(&exporter);
     let mut s = b.build();
+    for pod in find_mut(&mut s, "Pod", &notifier.pods[0]) {
+        pod["status"]["containerStatuses"][0]["restartCount"] = json!(1);
+        pod["status"]["containerStatuses"][0]["lastState"] = json!({"terminated": {"exitCode": 137,
+            "reason": "OOMKilled", "startedAt": ts(Duration::hours(5)), "finishedAt": ts(Duration::minutes(10))}});
+    }
+    for (revision, image) in [(1, "v1.8.1"), (2, "v1.8.2")] {
+        let mut template = exporter.workload["spec"]["template"].clone();
+        template["spec"]["containers"][0]["image"] =
+            json!(format!("quay.io/prometheus/node-exporter:{image}"));
+        add(
+            &mut s,
+            json!({"apiVersion": "apps/v1", "kind": "ControllerRevision",
+            "metadata": {"name": format!("node-exporter-{revision}a2b3c4d5"), "namespace": "monitoring",
+                "uid": format!("u-cr-{revision}"), "creationTimestamp": ts(Duration::days(10 - revision)),
+                "labels": {"app": "node-exporter"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "node-exporter",
+                                     "uid": exporter.workload["metadata"]["uid"], "controller": true}]},
+            "revision": revision, "data": {"spec": {"template": template}}}),
+        );
+    }
+    // worker-small can allocate far less than its pods request.
+    for n in find_mut(&mut s, "Node", "worker-small") {
+        n["status"]["allocatable"]["cpu"] = json!("250m");
+    }
+    // payments-api's endpoints as EndpointSlices: both addresses not ready.
+    let api_pods: Vec<String> = find_mut(&mut s, "Pod", "payments-api-")
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    let endpoints: Vec<Value> = api_pods
+        .iter()
+        .enumerate()
+        .map(|(i, p)| json!({"addresses": [format!("10.244.9.{i}")], "conditions": {"ready": false, "serving": false, "terminating": false},
+                              "targetRef": {"kind": "Pod", "name": p, "namespace": "payments"}}))
+        .collect();
+    add(
+        &mut s,
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "payments-api-x7k2p", "namespace": "payments", "uid": "u-slice",
+                     "creationTimestamp": ts(Duration::days(2)),
+                     "labels": {"kubernetes.io/service-name": "payments-api", "endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}},
+        "addressType": "IPv4", "endpoints": endpoints,
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}),
+    );
 
     // inventory restarted six days ago (exit 137 OOMKilled) and has been stable since.
     for pod in find_mut(&mut s, "Pod", &inventory.pods[0]) {
@@ -538,13 +602,27 @@ async fn pods_finds_every_planted_failure_and_no_distractor() {
         "cart-",
         "web-",
         "checkout-",
+        "node-exporter-",
     ] {
         assert!(
             about(&r, "Pod", healthy).is_empty(),
             "{healthy} is healthy: {json}"
         );
     }
-    assert_eq!(r.findings.len(), 8, "{json}");
+    // A restart ten minutes ago of a pod that is Ready again: listed last, low severity.
+    let notifier = one(&r, "Pod", "notifier-");
+    assert!(
+        notifier
+            .problem
+            .starts_with("restarted in the last hour, running and ready now (low severity)"),
+        "{notifier:?}"
+    );
+    assert!(
+        text(notifier).contains("OOMKilled") && text(notifier).contains("10m ago"),
+        "{notifier:?}"
+    );
+    assert_eq!(r.findings.last(), Some(notifier));
+    assert_eq!(r.findings.len(), 9, "{json}");
     let checked = r.checked.join("\n");
     assert!(
         checked.contains("pods in all namespaces") && checked.contains("2 completed"),
@@ -571,7 +649,7 @@ async fn pods_finds_every_planted_failure_and_no_distractor() {
         .iter()
         .map(|f| f.object.name.as_str())
         .collect();
-    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names.len(), 3, "{names:?}");
     assert!(
         shop.checked[0].contains("in namespace shop"),
         "{:?}",
@@ -672,6 +750,16 @@ async fn workload_explains_stuck_rollouts_and_leaves_healthy_ones_alone() {
         "{cart:?}"
     );
 
+    // A healthy DaemonSet: its ControllerRevisions say what the last rollout changed.
+    let ds = diagnose::workload(&c, &q("ds", "node-exporter", "monitoring"))
+        .await
+        .unwrap();
+    assert!(ds.findings.is_empty(), "{ds:?}");
+    assert!(
+        ds.checked.iter().any(|c| c.contains("changed from revision 1 to 2: spec.containers[node-exporter].image: quay.io/prometheus/node-exporter:v1.8.1 → quay.io/prometheus/node-exporter:v1.8.2")),
+        "{ds:?}"
+    );
+
     let e = diagnose::workload(&c, &q("Pod", "x", "shop"))
         .await
         .unwrap_err();
@@ -700,8 +788,16 @@ async fn service_checks_selector_endpoints_and_ports() {
     let api = diagnose::service(&c, &q("payments-api", "payments"))
         .await
         .unwrap();
+    let f = text(one(&api, "Service", "payments-api"));
     assert!(
-        text(one(&api, "Service", "payments-api")).contains("no ready endpoints: 2 pods match"),
+        f.contains("no ready endpoints: 2 pods match")
+            && f.contains("not-ready endpoints: payments-api-"),
+        "{f}"
+    );
+    assert!(
+        api.checked
+            .iter()
+            .any(|c| c == "EndpointSlices: 0 ready and 2 not-ready addresses"),
         "{api:?}"
     );
     // A named targetPort no pod declares.
@@ -830,8 +926,13 @@ async fn nodes_reports_not_ready_and_pressure_and_leaves_healthy_nodes_alone() {
         about(&r, "Node", "worker-000").is_empty() && about(&r, "Node", "control-plane").is_empty(),
         "{r:?}"
     );
+    let small = text(one(&r, "Node", "worker-small"));
     assert!(
-        r.checked[0].starts_with("4 nodes: 3 Ready"),
+        small.starts_with("over-committed") && small.contains("of 250m allocatable"),
+        "{small}"
+    );
+    assert!(
+        r.checked[0].starts_with("5 nodes: 4 Ready"),
         "{:?}",
         r.checked
     );
