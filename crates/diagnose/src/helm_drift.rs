@@ -4,6 +4,7 @@
 //! written as strings compare by value. When the live object's managedFields say which
 //! manager (other than Helm) last set a drifted field, the finding names it and when.
 
+use base64::Engine;
 use chrono::Utc;
 use cluster::{Cluster, ClusterError, ErrorKind, GetQuery, HelmGetQuery};
 use serde::Deserialize;
@@ -222,8 +223,45 @@ fn compare_object(want: &Value, live: &Value, out: &mut Vec<Drift>) {
                     }
                 }
             }
+            "data" | "stringData" if want.get("kind").and_then(Value::as_str) == Some("Secret") => {
+                secret_keys(k, v, live, out)
+            }
             _ => compare(v, live.get(k), k, out),
         }
+    }
+}
+
+/// A Secret's `data` / `stringData` from the manifest against the live `data`, by key only:
+/// whether each value is there and equal, never the values themselves.
+fn secret_keys(field: &str, want: &Value, live: &Value, out: &mut Vec<Drift>) {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let Some(keys) = want.as_object() else {
+        return;
+    };
+    for (key, value) in keys {
+        let live_value = live
+            .pointer("/data")
+            .and_then(|d| d.get(key))
+            .and_then(Value::as_str);
+        let wanted = value.as_str().unwrap_or("");
+        let equal = match live_value {
+            None => None,
+            // stringData holds plain text; the live object keeps it base64-encoded in data.
+            Some(l) if field == "stringData" => {
+                Some(b64.decode(l).is_ok_and(|b| b == wanted.as_bytes()))
+            }
+            Some(l) => Some(l == wanted),
+        };
+        let live_text = match equal {
+            None => "(not set)",
+            Some(true) => continue,
+            Some(false) => "a different value (Secret values are not shown)",
+        };
+        out.push(Drift {
+            path: format!("{field}.{key}"),
+            want: "a value".into(),
+            live: live_text.into(),
+        });
     }
 }
 
@@ -403,6 +441,29 @@ mod tests {
         );
         assert_eq!(out[0].want, "3");
         assert_eq!(out[0].live, "1");
+    }
+
+    #[test]
+    fn secret_values_are_compared_but_never_shown() {
+        let want = json!({"kind": "Secret", "metadata": {"name": "db"},
+            "data": {"user": "YWRtaW4=", "password": "b2xkLXBhc3N3b3Jk"},
+            "stringData": {"token": "plain-old-token", "host": "db.svc"}});
+        let live = json!({"kind": "Secret", "metadata": {"name": "db"},
+            "data": {"user": "YWRtaW4=", "password": "bmV3LXBhc3N3b3Jk", "host": "ZGIuc3Zj",
+                     "token": "bmV3LXRva2Vu"}});
+        let mut out = Vec::new();
+        compare_object(&want, &live, &mut out);
+        let paths: Vec<&str> = out.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, ["data.password", "stringData.token"]);
+        let text = format!("{out:?}");
+        for secret in [
+            "b2xkLXBhc3N3b3Jk",
+            "bmV3LXBhc3N3b3Jk",
+            "plain-old-token",
+            "bmV3LXRva2Vu",
+        ] {
+            assert!(!text.contains(secret), "{text}");
+        }
     }
 
     #[test]

@@ -128,6 +128,13 @@ fn tool_calls() -> Vec<(&'static str, Value)> {
         ("helm_get", json!({"name": "ledger", "namespace": "billing"})),
         ("helm_history", json!({"name": "ledger", "namespace": "billing"})),
         ("helm_get", json!({"name": "storefront", "namespace": "shop"})),
+        ("diagnose_pods", json!({"allNamespaces": true})),
+        ("diagnose_pods", json!({"namespace": "billing"})),
+        ("diagnose_workload", json!({"kind": "deploy", "name": "payments-api", "namespace": "payments"})),
+        ("diagnose_service", json!({"name": "checkout", "namespace": "shop"})),
+        ("diagnose_helm_drift", json!({"name": "ledger", "namespace": "billing"})),
+        ("diagnose_helm_drift", json!({"name": "storefront", "namespace": "shop"})),
+        ("diagnose_nodes", json!({})),
     ]);
     calls
 }
@@ -197,6 +204,11 @@ fn path_of(tool: &str) -> &'static str {
         "helm_list" => "helm.list",
         "helm_get" => "helm.get",
         "helm_history" => "helm.history",
+        "diagnose_pods" => "diagnose.pods",
+        "diagnose_workload" => "diagnose.workload",
+        "diagnose_service" => "diagnose.service",
+        "diagnose_helm_drift" => "diagnose.helmDrift",
+        "diagnose_nodes" => "diagnose.nodes",
         other => panic!("the redaction table has no path for the tool {other}: add it"),
     }
 }
