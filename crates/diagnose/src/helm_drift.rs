@@ -112,8 +112,8 @@ pub async fn helm_drift(c: &Cluster, q: &HelmDriftQuery) -> Result<Report, Clust
                 );
                 f.evidence(cut(&e.message, 160));
                 report.findings.push(f.hint(format!(
-                    "Someone deleted it, or the release was installed with it failing: `helm upgrade` (or a rollback to revision {}) recreates it",
-                    r.revision
+                    "It was deleted, or never created: `helm upgrade` or `helm rollback {} {}` recreates it",
+                    r.name, r.revision
                 )));
                 continue;
             }

@@ -5,7 +5,7 @@
 use chrono::Utc;
 use cluster::{Cluster, ClusterError, GetQuery, ListQuery};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::finding::{Finding, ObjectRef, Report};
 use crate::util::{Event, arr, at, cut, events, int, item_key, s, selector_string, show};
@@ -118,7 +118,20 @@ pub async fn workload(c: &Cluster, q: &WorkloadQuery) -> Result<Report, ClusterE
     }
 
     // Revisions, newest first, and what changed between the newest two.
-    let revisions = revisions(c, kind, &ns, &q.name, &uid, &selector, context, &mut report).await;
+    let mut revisions =
+        revisions(c, kind, &ns, &q.name, &uid, &selector, context, &mut report).await;
+    // The Deployment's own template is its current revision's: the one to compare, whatever
+    // the ReplicaSet's copy (which the controller may not have updated yet) says.
+    let current = int(
+        &w,
+        "/metadata/annotations/deployment.kubernetes.io~1revision",
+    );
+    if kind == Kind::Deployment
+        && let (Some(newest), Some(template)) = (revisions.first_mut(), w.pointer("/spec/template"))
+        && Some(newest.number) == current
+    {
+        newest.template = template.clone();
+    }
     for r in revisions.iter().take(3) {
         let mut line = format!("revision {} ({}", r.number, r.holder);
         if !r.created.is_empty() {
@@ -519,8 +532,33 @@ fn diff(old: &Value, new: &Value, path: &str, out: &mut Vec<String>) {
             }
         }
         (a, b) if a == b => {}
+        // A field one side leaves to the API server's default is no change.
+        (Value::Null, v) | (v, Value::Null) if defaulted(path, v) => {}
         (a, b) => out.push(format!("{path}: {} → {}", show(Some(a)), show(Some(b)))),
     }
+}
+
+/// Whether `value` is what the API server sets a pod template field at `path` to when it is
+/// left out.
+fn defaulted(path: &str, value: &Value) -> bool {
+    let field = path.rsplit('.').next().unwrap_or(path);
+    let default = match field {
+        "imagePullPolicy" => return value == "IfNotPresent" || value == "Always",
+        "terminationMessagePath" => json!("/dev/termination-log"),
+        "terminationMessagePolicy" => json!("File"),
+        "dnsPolicy" => json!("ClusterFirst"),
+        "restartPolicy" => json!("Always"),
+        "schedulerName" => json!("default-scheduler"),
+        "securityContext" => json!({}),
+        "terminationGracePeriodSeconds" => json!(30),
+        "protocol" => json!("TCP"),
+        "enableServiceLinks" => json!(true),
+        "serviceAccountName" | "serviceAccount" => json!("default"),
+        "priority" => json!(0),
+        "preemptionPolicy" => json!("PreemptLowerPriority"),
+        _ => return value.as_object().is_some_and(|m| m.is_empty()),
+    };
+    *value == default
 }
 
 /// The quota an "exceeded quota: NAME, requested: ..." message names.

@@ -710,6 +710,10 @@ async fn workload_explains_stuck_rollouts_and_leaves_healthy_ones_alone() {
         "{rollout}"
     );
     assert!(
+        !rollout.contains("(not set)"),
+        "defaults are no change: {rollout}"
+    );
+    assert!(
         web.findings[0]
             .hint
             .as_deref()
