@@ -40,6 +40,8 @@ const LOG_LINES: u64 = 20;
 const KEEP_LOG_LINES: usize = 12;
 /// Events kept per finding.
 const EVENTS_PER_FINDING: usize = 4;
+/// Up to this many pods' events are read pod by pod; more, namespace by namespace.
+const PER_POD_EVENTS: usize = 6;
 /// Object references checked per report.
 const MAX_REFS: usize = 40;
 
@@ -756,14 +758,34 @@ pub(crate) async fn analyze(
         return;
     }
 
-    // Events: one read per namespace of the pods that need them (all namespaces past five).
-    let mut namespaces: BTreeSet<&str> = unhealthy
+    // Events: a few pods' own events (read at once), or one read per namespace of the pods
+    // that need them (one of all namespaces past five).
+    let needing: Vec<&Value> = unhealthy.iter().chain(&restarted).copied().collect();
+    let mut namespaces: BTreeSet<&str> = needing
         .iter()
-        .chain(&restarted)
         .map(|p| s(p, "/metadata/namespace"))
         .collect();
     let mut all_events: Vec<Event> = Vec::new();
-    if namespaces.len() > 5 {
+    if needing.len() <= PER_POD_EVENTS {
+        let reads = needing.iter().map(|p| async move {
+            let mut notes = Vec::new();
+            let found = events(
+                c,
+                Some(s(p, "/metadata/namespace")),
+                "Pod",
+                Some(s(p, "/metadata/name")),
+                context,
+                &mut notes,
+            )
+            .await;
+            (found, notes)
+        });
+        for (found, notes) in futures_util::future::join_all(reads).await {
+            all_events.extend(found);
+            report.checked.extend(notes);
+        }
+        namespaces.clear();
+    } else if namespaces.len() > 5 {
         namespaces.clear();
         all_events = events(c, None, "Pod", None, context, &mut report.checked).await;
     }

@@ -733,6 +733,10 @@ async fn workload_explains_stuck_rollouts_and_leaves_healthy_ones_alone() {
         "{rollout}"
     );
     assert_eq!(api.findings[1].object.kind, "Pod");
+    assert!(
+        text(&api.findings[1]).contains("BackOff x287"),
+        "the pod's own events: {api:?}"
+    );
 
     // A StatefulSet whose claim cannot be provisioned.
     let tsdb = diagnose::workload(&c, &q("sts", "timescaledb", "data"))
