@@ -26,7 +26,7 @@ struct ApiResourcesQuery {
 struct NoArguments {}
 
 /// A JSON Schema for `T`, without the wrapper keys a tool definition does not need.
-fn schema<T: JsonSchema>() -> Value {
+pub(crate) fn schema<T: JsonSchema>() -> Value {
     let generator = schemars::generate::SchemaSettings::draft2020_12()
         .with(|s| s.inline_subschemas = true)
         .into_generator();
@@ -113,14 +113,14 @@ pub fn parse<T: DeserializeOwned>(path: &str, args: Value) -> Result<T, ClusterE
     })
 }
 
-fn to_json<T: Serialize>(v: T) -> Result<Reply, ClusterError> {
+pub(crate) fn to_json<T: Serialize>(v: T) -> Result<Reply, ClusterError> {
     serde_json::to_value(v)
         .map(Reply::Value)
         .map_err(|e| ClusterError::bad_input("result", format!("cannot encode the result: {e}")))
 }
 
 /// The validator of a function whose arguments deserialize into `T`.
-fn check<T: DeserializeOwned>(path: &str, args: &Value) -> Result<(), ClusterError> {
+pub(crate) fn check<T: DeserializeOwned>(path: &str, args: &Value) -> Result<(), ClusterError> {
     parse::<T>(path, args.clone()).map(drop)
 }
 
@@ -461,6 +461,9 @@ pub fn all() -> Vec<Function> {
             filter: None,
         },
     ]
+    .into_iter()
+    .chain(crate::diagnosis::functions())
+    .collect()
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! Input schemas are derived from the very types the handlers deserialize, so a schema and
 //! the validation behind it cannot drift apart.
 
+mod diagnosis;
 mod functions;
 mod kind_types;
 mod search;

@@ -127,7 +127,8 @@ pub fn signature(f: &Function) -> String {
         // once. (Where `context` means more, as logs' lines around a match, it is shown.)
         .filter(|p| {
             p != "context"
-                || f.input_schema.pointer("/properties/context/type") != Some(&Value::from("string"))
+                || f.input_schema.pointer("/properties/context/type")
+                    != Some(&Value::from("string"))
         })
         .map(|p| {
             if required.contains(&p.as_str()) {

@@ -78,9 +78,14 @@ pub fn event(e: &Value) -> Value {
     Value::Object(m)
 }
 
-fn quantity(v: Option<&Value>) -> Option<f64> {
-    let s = v?.as_str()?;
-    ParsedQuantity::try_from(s).ok()?.to_bytes_f64()
+/// A quantity (`500m`, `2`, `128Mi`, `1.5Gi`, `1e3`) as a number of its units (cores for
+/// CPU, bytes for memory).
+pub fn quantity(q: &str) -> Option<f64> {
+    ParsedQuantity::try_from(q).ok()?.to_bytes_f64()
+}
+
+fn quantity_of(v: Option<&Value>) -> Option<f64> {
+    quantity(v?.as_str()?)
 }
 
 /// A CPU quantity (`250m`, `1`, `123456789n`) in millicores, rounded.
@@ -96,8 +101,8 @@ pub fn bytes(q: &str) -> Option<u64> {
 }
 
 fn usage(u: &Value) -> (u64, u64) {
-    let cpu = quantity(u.get("cpu")).map_or(0, |c| (c * 1000.0).round() as u64);
-    let mem = quantity(u.get("memory")).map_or(0, |b| b.round() as u64);
+    let cpu = quantity_of(u.get("cpu")).map_or(0, |c| (c * 1000.0).round() as u64);
+    let mem = quantity_of(u.get("memory")).map_or(0, |b| b.round() as u64);
     (cpu, mem)
 }
 
@@ -152,11 +157,11 @@ pub fn node_metrics(m: &Value, allocatable: Option<&Value>) -> Value {
                 .filter(|t| *t > 0.0)
                 .map(|t| ((used as f64 / t) * 100.0).round() as u64)
         };
-        let cpu_total = quantity(a.get("cpu")).map(|c| c * 1000.0);
+        let cpu_total = quantity_of(a.get("cpu")).map(|c| c * 1000.0);
         if let Some(p) = percent(cpu, cpu_total) {
             out.insert("cpuPercent".into(), p.into());
         }
-        if let Some(p) = percent(mem, quantity(a.get("memory"))) {
+        if let Some(p) = percent(mem, quantity_of(a.get("memory"))) {
             out.insert("memoryPercent".into(), p.into());
         }
     }

@@ -10,6 +10,7 @@ mod error;
 mod helm;
 mod kubeconfig;
 mod logs;
+mod managed;
 mod openapi;
 mod raw;
 mod reads;
@@ -31,7 +32,7 @@ pub use logs::{
 pub use openapi::KindSchema;
 pub use reads::{EventType, EventsQuery, GetQuery, ListQuery, MetricsKind, MetricsQuery};
 pub use transport::Limits;
-pub use view::View;
+pub use view::{View, managed_paths};
 
 use transport::Transport;
 

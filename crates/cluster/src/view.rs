@@ -160,10 +160,7 @@ pub fn summary(managed: &Value) -> Value {
         entries
             .iter()
             .map(|e| {
-                let mut paths = Vec::new();
-                if let Some(f) = e.get("fieldsV1") {
-                    leaf_paths(f, String::new(), &mut paths);
-                }
+                let mut paths = managed_paths(e);
                 let total = paths.len();
                 paths.truncate(MAX_MANAGED_PATHS);
                 if total > MAX_MANAGED_PATHS {
@@ -183,6 +180,16 @@ pub fn summary(managed: &Value) -> Value {
             })
             .collect(),
     )
+}
+
+/// Every field one `managedFields` entry owns, as readable leaf paths
+/// (`spec.template.spec.containers[name=app].image`, `metadata.labels["app.kubernetes.io/name"]`).
+pub fn managed_paths(entry: &Value) -> Vec<String> {
+    let mut paths = Vec::new();
+    if let Some(f) = entry.get("fieldsV1") {
+        leaf_paths(f, String::new(), &mut paths);
+    }
+    paths
 }
 
 /// The leaves of a `fieldsV1` tree as readable paths.

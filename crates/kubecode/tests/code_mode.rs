@@ -172,6 +172,42 @@ return { ready: false };"#,
 }
 
 #[tokio::test]
+async fn diagnose_composes_with_logs_in_one_program() {
+    let s = session("code").await;
+    let out = run_code(
+        &s,
+        r#"
+const pods = await tools.diagnose.pods({ allNamespaces: true });
+const crash = pods.findings.find(f => f.object.name.startsWith("payments-api"));
+const log = await tools.kubernetes.logs({ name: crash.object.name, namespace: crash.object.namespace, previous: true, tailLines: 5 });
+const svc = await tools.diagnose.service({ name: "checkout", namespace: "shop" });
+return { crash: crash.object.name, problem: crash.problem, log, service: svc.findings.map(f => f.problem), checked: pods.checked.length };
+"#,
+    )
+    .await;
+    let r = result(&out);
+    assert!(
+        r["crash"].as_str().unwrap().starts_with("payments-api"),
+        "{r}"
+    );
+    assert!(
+        r["problem"].as_str().unwrap().contains("exits with code"),
+        "{r}"
+    );
+    assert!(!r["log"].as_str().unwrap().is_empty(), "{r}");
+    assert!(r["checked"].as_u64().unwrap() >= 2, "{r}");
+    assert!(
+        r["service"][0]
+            .as_str()
+            .unwrap()
+            .contains("ready endpoints")
+            || r["service"][0].as_str().unwrap().contains("matches no pod"),
+        "{r}"
+    );
+    s.cancel().await.unwrap();
+}
+
+#[tokio::test]
 async fn errors_name_the_line_and_what_to_do() {
     let s = session("code").await;
     let out = run_code(&s, "const a: string = 'x';\nconst pod = await tools.kubernetes.get({ kind: 'pod', name: 'ghost', namespace: 'shop' });\nreturn pod;").await;
@@ -361,7 +397,8 @@ async fn declarations_are_resources_and_the_prompt_teaches_by_example() {
         [
             "kubecode://types/index.d.ts",
             "kubecode://types/kubernetes.d.ts",
-            "kubecode://types/helm.d.ts"
+            "kubecode://types/helm.d.ts",
+            "kubecode://types/diagnose.d.ts"
         ]
     );
     let read = s

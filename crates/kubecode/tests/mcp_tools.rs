@@ -70,7 +70,7 @@ fn assert_no_secret(text: &str) {
 }
 
 #[tokio::test]
-async fn the_server_announces_itself_and_its_ten_tools() {
+async fn the_server_announces_itself_and_its_tools() {
     let s = demo().await;
     let info = s.peer_info().expect("initialize result");
     let server = info.server_info.as_ref().expect("serverInfo");
@@ -82,6 +82,11 @@ async fn the_server_announces_itself_and_its_ten_tools() {
     assert_eq!(
         names,
         [
+            "diagnose_helm_drift",
+            "diagnose_nodes",
+            "diagnose_pods",
+            "diagnose_service",
+            "diagnose_workload",
             "helm_get",
             "helm_history",
             "helm_list",
@@ -119,6 +124,57 @@ async fn the_server_announces_itself_and_its_ten_tools() {
             );
         }
     }
+    s.cancel().await.unwrap();
+}
+
+#[tokio::test]
+async fn diagnose_tools_answer_with_findings_and_what_they_checked() {
+    let s = demo().await;
+    let r = call(&s, "diagnose_pods", json!({"allNamespaces": true})).await;
+    assert_no_secret(&everything(&r));
+    let v = structured(&r);
+    let findings = v["findings"].as_array().expect("findings");
+    let problem = |pod: &str| -> String {
+        findings
+            .iter()
+            .filter(|f| f["object"]["kind"] == "Pod")
+            .filter(|f| f["object"]["name"].as_str().unwrap().starts_with(pod))
+            .map(|f| f["problem"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    assert!(problem("payments-api").contains("CrashLoopBackOff"), "{v}");
+    assert!(problem("analytics-worker").contains("OOMKilled"), "{v}");
+    assert!(
+        problem("model-trainer").contains("cannot be scheduled"),
+        "{v}"
+    );
+    assert!(
+        problem("storefront").is_empty() && problem("coredns").is_empty(),
+        "{v}"
+    );
+    assert!(
+        v["checked"][0]
+            .as_str()
+            .unwrap()
+            .contains("pods in all namespaces"),
+        "{v}"
+    );
+    let r = call(
+        &s,
+        "diagnose_helm_drift",
+        json!({"name": "storefront", "namespace": "shop"}),
+    )
+    .await;
+    let drift = structured(&r).to_string();
+    assert!(
+        drift.contains("spec.replicas: release 3, live 1"),
+        "{drift}"
+    );
+    let (code, message) =
+        error(&call(&s, "diagnose_workload", json!({"kind": "Pod", "name": "x"})).await);
+    assert_eq!(code, "BadInput");
+    assert!(message.contains("diagnose.pods"), "{message}");
     s.cancel().await.unwrap();
 }
 

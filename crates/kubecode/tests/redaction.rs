@@ -138,6 +138,13 @@ fn tool_calls() -> Vec<(&'static str, Value)> {
         ("kube_events", json!({"namespace": "billing", "fields": ["message"]})),
         ("kube_metrics", json!({"kind": "Pod", "namespace": "billing", "raw": true})),
         ("kube_explain", json!({"kind": "Secret"})),
+        ("diagnose_pods", json!({"allNamespaces": true})),
+        ("diagnose_pods", json!({"namespace": "billing"})),
+        ("diagnose_workload", json!({"kind": "deploy", "name": "payments-api", "namespace": "payments"})),
+        ("diagnose_service", json!({"name": "checkout", "namespace": "shop"})),
+        ("diagnose_helm_drift", json!({"name": "ledger", "namespace": "billing"})),
+        ("diagnose_helm_drift", json!({"name": "storefront", "namespace": "shop"})),
+        ("diagnose_nodes", json!({})),
     ]);
     calls
 }

@@ -480,6 +480,77 @@ impl ClusterBuilder {
         }
     }
 
+    /// Adds a Job that ran to completion `age` ago, with its `completions` Succeeded pods
+    /// (containers terminated with exit 0, reason Completed) and their logs.
+    pub fn add_completed_job(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        image: &str,
+        completions: u32,
+        age: Duration,
+    ) -> Added {
+        let mut meta = self.meta(Some(namespace), name, age);
+        let uid = meta["uid"].clone();
+        meta["labels"] = json!({"batch.kubernetes.io/job-name": name, "job-name": name});
+        let selector = json!({"batch.kubernetes.io/controller-uid": uid});
+        let labels = json!({"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
+                            "controller-uid": uid, "job-name": name});
+        let container = json!({"name": name, "image": image, "imagePullPolicy": "IfNotPresent",
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+            "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File"});
+        let (started, finished) = (
+            self.ts(age - Duration::seconds(3)),
+            self.ts(age - Duration::seconds(40)),
+        );
+        let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": meta,
+            "spec": {"backoffLimit": 6, "completionMode": "NonIndexed", "completions": completions,
+                     "parallelism": 1, "selector": {"matchLabels": selector},
+                     "template": {"metadata": {"labels": labels.clone()},
+                                  "spec": {"containers": [container.clone()], "restartPolicy": "Never"}}},
+            "status": {"completionTime": finished, "startTime": started, "succeeded": completions,
+                "conditions": [{"type": "Complete", "status": "True", "lastProbeTime": finished,
+                                "lastTransitionTime": finished}]}});
+        let mut pods = Vec::new();
+        for _ in 0..completions {
+            let pod_name = format!("{name}-{}", self.suffix(5));
+            let node = self.next_node();
+            let mut pod_meta = self.meta(Some(namespace), &pod_name, age);
+            pod_meta["labels"] = labels.clone();
+            pod_meta["generateName"] = json!(format!("{name}-"));
+            pod_meta["ownerReferences"] = owner_ref(&job);
+            let cond = |t: &str, ok: bool| {
+                json!({"type": t, "status": if ok { "True" } else { "False" },
+                "lastProbeTime": null, "lastTransitionTime": finished,
+                "reason": if ok { "" } else { "PodCompleted" }})
+            };
+            let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta,
+                "spec": {"containers": [container.clone()], "nodeName": node, "restartPolicy": "Never",
+                         "schedulerName": "default-scheduler", "serviceAccountName": "default"},
+                "status": {"phase": "Succeeded", "qosClass": "Burstable", "startTime": started,
+                    "conditions": [cond("Initialized", true), cond("Ready", false), cond("ContainersReady", false),
+                                   cond("PodScheduled", true)],
+                    "containerStatuses": [{"name": name, "image": image, "imageID": "", "ready": false,
+                        "started": false, "restartCount": 0, "lastState": {},
+                        "state": {"terminated": {"exitCode": 0, "reason": "Completed",
+                                                 "startedAt": started, "finishedAt": finished}}}]}});
+            self.add_log(
+                namespace,
+                &pod_name,
+                name,
+                false,
+                &[(age - Duration::seconds(39), format!("{name}: done"))],
+            );
+            pods.push(pod_name);
+            self.objects.push(pod);
+        }
+        self.objects.push(job.clone());
+        Added {
+            pods,
+            workload: job,
+        }
+    }
+
     /// Adds a ClusterIP Service and its Endpoints (addresses of the given ready pods).
     pub fn add_service(
         &mut self,
