@@ -444,9 +444,16 @@ fn every_worked_example_runs_on_the_demo() {
         let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(doc["ok"], true, "{}: {}", path.display(), doc["error"]);
         assert!(!doc["result"].is_null(), "{}", path.display());
+        if path.ends_with("diagnose_then_logs.ts") {
+            let text = doc["result"].to_string();
+            assert!(
+                text.contains("CrashLoopBackOff") && text.contains("PAYMENTS_DB_URL is not set"),
+                "{text}"
+            );
+        }
         ran += 1;
     }
-    assert_eq!(ran, 4);
+    assert_eq!(ran, 5);
 }
 
 #[test]

@@ -15,6 +15,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         include_str!("examples/health_scan.ts"),
     ),
     (
+        "A diagnosis building block composed with logs: which pods are broken, then the crashed instances' log lines",
+        include_str!("examples/diagnose_then_logs.ts"),
+    ),
+    (
         "Crash-loop root cause from the previous instance's logs",
         include_str!("examples/crash_loop.ts"),
     ),
