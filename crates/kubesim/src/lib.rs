@@ -17,6 +17,7 @@ pub mod builder;
 pub mod demo;
 pub mod faults;
 pub mod generate;
+pub mod openapi;
 pub mod patch;
 pub mod resources;
 pub mod selector;

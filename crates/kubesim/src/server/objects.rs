@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::http::{Body, Req, error, json as json_body, json_value};
 use super::route::ResourcePath;
-use super::{App, pod_logs, watch};
+use super::{App, openapi, pod_logs, watch};
+use crate::openapi::validate;
 use crate::patch::{self, PatchType};
 use crate::resources::{Registry, ResourceType};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -382,8 +383,67 @@ fn create(app: &App, rt: &ResourceType, ns: &str, req: &Req) -> Result<Response<
         let suffix: String = uuid::Uuid::new_v4().simple().to_string()[..5].to_string();
         object["metadata"]["name"] = json!(format!("{prefix}{suffix}"));
     }
+    let warnings = validate_fields(app, rt, &object, None, req)?;
     let stored = app.store.create(rt, ns, object, req.dry_run())?;
-    Ok(json_body(StatusCode::CREATED, stored.json.to_vec()))
+    Ok(with_warnings(
+        json_body(StatusCode::CREATED, stored.json.to_vec()),
+        &warnings,
+    ))
+}
+
+/// Server-side field validation (`fieldValidation`): fields the kind's schema does not
+/// declare are an error under `Strict`, warnings under `Warn` (the default, as on the API
+/// server) and nothing under `Ignore`. Fields `before` already had (a snapshot may hold
+/// fields a newer schema dropped) are not the request's doing and are not reported.
+fn validate_fields(
+    app: &App,
+    rt: &ResourceType,
+    object: &Value,
+    before: Option<&Value>,
+    req: &Req,
+) -> Result<Vec<String>, ApiError> {
+    let strict = match req.param("fieldValidation").unwrap_or("Warn") {
+        "Ignore" => return Ok(Vec::new()),
+        "Warn" | "" => false,
+        "Strict" => true,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation must be Ignore, Warn or Strict, not {other:?}"
+            )));
+        }
+    };
+    let Some(schema) = openapi::catalog(app).kind_schema(&rt.group, &rt.version, &rt.kind) else {
+        return Ok(Vec::new());
+    };
+    let mut unknown = validate::unknown_fields(&schema, object);
+    if let Some(before) = before {
+        let had = validate::unknown_fields(&schema, before);
+        unknown.retain(|f| !had.contains(f));
+    }
+    let problems: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    if strict && !problems.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+            problems.join(", "),
+            kind = rt.kind,
+            version = rt.version,
+        )));
+    }
+    Ok(problems)
+}
+
+/// Adds `Warning: 299 - "..."` headers, as the API server reports warnings.
+fn with_warnings(mut r: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = http::HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            r.headers_mut().append(http::header::WARNING, v);
+        }
+    }
+    r
 }
 
 fn check_name(rt: &ResourceType, name: &str, object: &Value) -> Result<(), ApiError> {
@@ -410,8 +470,13 @@ fn update(
 ) -> Result<Response<Body>, ApiError> {
     let object = conform(rt, ns, body_object(req)?)?;
     check_name(rt, name, &object)?;
+    let current = get_object(app, rt, ns, name)?;
+    let warnings = validate_fields(app, rt, &object, Some(&current.value), req)?;
     let stored = app.store.update(rt, ns, name, object, req.dry_run())?;
-    Ok(json_body(StatusCode::OK, stored.json.to_vec()))
+    Ok(with_warnings(
+        json_body(StatusCode::OK, stored.json.to_vec()),
+        &warnings,
+    ))
 }
 
 fn patch_type(req: &Req) -> Result<PatchType, ApiError> {
@@ -453,8 +518,12 @@ fn patch_object(
     let current = get_object(app, rt, ns, name)?;
     let object = conform(rt, ns, patched(rt, &current.value, req, kind)?)?;
     check_name(rt, name, &object)?;
+    let warnings = validate_fields(app, rt, &object, Some(&current.value), req)?;
     let stored = app.store.update(rt, ns, name, object, req.dry_run())?;
-    Ok(json_body(StatusCode::OK, stored.json.to_vec()))
+    Ok(with_warnings(
+        json_body(StatusCode::OK, stored.json.to_vec()),
+        &warnings,
+    ))
 }
 
 /// Replaces (PUT) or patches only the `status` of an object.
