@@ -13,6 +13,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod apply;
 pub mod builder;
 pub mod demo;
 pub mod faults;

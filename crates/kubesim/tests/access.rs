@@ -15,7 +15,10 @@ use kubesim::{ForbidRule, ServerConfig};
 
 fn forbidding(rules: &[&str]) -> ServerConfig {
     ServerConfig {
-        forbid: rules.iter().map(|r| ForbidRule::parse(r).unwrap()).collect(),
+        forbid: rules
+            .iter()
+            .map(|r| ForbidRule::parse(r).unwrap())
+            .collect(),
         ..Default::default()
     }
 }
@@ -30,17 +33,31 @@ async fn kubectl_auth_can_i_follows_the_forbid_rules() {
         forbidding(&["secrets:list", "pods/log"]),
     )
     .await;
-    let (ok, out, _) = k.run(&["auth", "can-i", "list", "secrets", "-n", "shop"]).await;
+    let (ok, out, _) = k
+        .run(&["auth", "can-i", "list", "secrets", "-n", "shop"])
+        .await;
     assert!(
         !ok && out.trim() == "no - kubesim refuses this by its rule --forbid secrets:list",
         "list secrets: {out}"
     );
-    let (ok, out, _) = k.run(&["auth", "can-i", "get", "secrets", "-n", "shop"]).await;
+    let (ok, out, _) = k
+        .run(&["auth", "can-i", "get", "secrets", "-n", "shop"])
+        .await;
     assert!(ok && out.trim() == "yes", "get secrets: {out}");
-    let (ok, out, _) = k.run(&["auth", "can-i", "list", "pods", "-n", "shop"]).await;
+    let (ok, out, _) = k
+        .run(&["auth", "can-i", "list", "pods", "-n", "shop"])
+        .await;
     assert!(ok && out.trim() == "yes", "list pods: {out}");
     let (ok, out, _) = k
-        .run(&["auth", "can-i", "get", "pods", "--subresource=log", "-n", "shop"])
+        .run(&[
+            "auth",
+            "can-i",
+            "get",
+            "pods",
+            "--subresource=log",
+            "-n",
+            "shop",
+        ])
         .await;
     assert!(!ok && out.starts_with("no"), "get pods/log: {out}");
     let (ok, out, _) = k.run(&["auth", "can-i", "get", "/healthz"]).await;
@@ -74,7 +91,8 @@ async fn kubectl_auth_can_i_list_without_rules_allows_everything() {
     let k = Kubectl::serve(kubesim::demo::snapshot(), ServerConfig::default()).await;
     let list = k.ok(&["auth", "can-i", "--list", "-n", "default"]).await;
     assert!(
-        list.lines().any(|l| l.starts_with("*.* ") && l.contains("[*]")),
+        list.lines()
+            .any(|l| l.starts_with("*.* ") && l.contains("[*]")),
         "{list}"
     );
     let (ok, out, _) = k.run(&["auth", "can-i", "*", "*"]).await;
@@ -83,9 +101,11 @@ async fn kubectl_auth_can_i_list_without_rules_allows_everything() {
 
 #[tokio::test]
 async fn kube_rs_creates_access_reviews() {
-    let (_server, client) =
-        common::serve_with(kubesim::demo::snapshot(), forbidding(&["deployments.apps:delete"]))
-            .await;
+    let (_server, client) = common::serve_with(
+        kubesim::demo::snapshot(),
+        forbidding(&["deployments.apps:delete"]),
+    )
+    .await;
     let reviews: Api<SelfSubjectAccessReview> = Api::all(client.clone());
     let ask = |verb: &str, group: &str, resource: &str| SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
@@ -101,7 +121,10 @@ async fn kube_rs_creates_access_reviews() {
         ..Default::default()
     };
     let denied = reviews
-        .create(&PostParams::default(), &ask("delete", "apps", "deployments"))
+        .create(
+            &PostParams::default(),
+            &ask("delete", "apps", "deployments"),
+        )
         .await
         .unwrap();
     let status = denied.status.unwrap();

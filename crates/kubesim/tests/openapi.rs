@@ -45,19 +45,28 @@ async fn kubectl_explains_builtin_kinds() {
         "{containers}"
     );
     // Field list with the upstream descriptions.
-    assert!(containers.contains("imagePullPolicy\t<string>"), "{containers}");
+    assert!(
+        containers.contains("imagePullPolicy\t<string>"),
+        "{containers}"
+    );
     assert!(
         containers.contains("List of containers belonging to the pod."),
         "{containers}"
     );
     let deployment = k.ok(&["explain", "deployment"]).await;
     assert!(deployment.contains("GROUP:      apps"), "{deployment}");
-    assert!(deployment.contains("KIND:       Deployment"), "{deployment}");
+    assert!(
+        deployment.contains("KIND:       Deployment"),
+        "{deployment}"
+    );
     assert!(
         deployment.contains("Deployment enables declarative updates for Pods and ReplicaSets."),
         "{deployment}"
     );
-    assert!(deployment.contains("spec\t<DeploymentSpec>"), "{deployment}");
+    assert!(
+        deployment.contains("spec\t<DeploymentSpec>"),
+        "{deployment}"
+    );
     let (ok, _, err) = k.run(&["explain", "pods.spec.nosuchfield"]).await;
     assert!(
         !ok && err.contains("field \"nosuchfield\" does not exist"),
@@ -73,7 +82,10 @@ async fn kubectl_explains_a_custom_kind_from_its_crd_schema() {
     let k = Kubectl::serve(demo_with_crd(), ServerConfig::default()).await;
     let widget = k.ok(&["explain", "widgets"]).await;
     assert!(widget.contains("GROUP:      example.com"), "{widget}");
-    assert!(widget.contains("A Widget is a thing the shop sells."), "{widget}");
+    assert!(
+        widget.contains("A Widget is a thing the shop sells."),
+        "{widget}"
+    );
     let spec = k.ok(&["explain", "widgets.spec"]).await;
     assert!(spec.contains("size\t<integer>"), "{spec}");
     assert!(
@@ -120,7 +132,10 @@ async fn get(client: &kube::Client, uri: &str, accept: &str) -> http::Response<V
         .header("Accept", accept)
         .body(Vec::new())
         .unwrap();
-    let resp = client.send(req.map(kube::client::Body::from)).await.unwrap();
+    let resp = client
+        .send(req.map(kube::client::Body::from))
+        .await
+        .unwrap();
     let (parts, body) = resp.into_parts();
     let bytes = http_body_util::BodyExt::collect(body)
         .await
@@ -134,11 +149,7 @@ async fn get(client: &kube::Client, uri: &str, accept: &str) -> http::Response<V
 async fn kube_rs_reads_the_openapi_v3_documents() {
     let (server, client) = common::serve_with(demo_with_crd(), ServerConfig::default()).await;
     let root: Value = client
-        .request(
-            http::Request::get("/openapi/v3")
-                .body(Vec::new())
-                .unwrap(),
-        )
+        .request(http::Request::get("/openapi/v3").body(Vec::new()).unwrap())
         .await
         .unwrap();
     let paths = root["paths"].as_object().unwrap();
@@ -191,7 +202,10 @@ async fn kube_rs_reads_the_openapi_v3_documents() {
         .header("If-None-Match", &etag)
         .body(Vec::new())
         .unwrap();
-    let resp = client.send(req.map(kube::client::Body::from)).await.unwrap();
+    let resp = client
+        .send(req.map(kube::client::Body::from))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 304);
 
     let widget_doc: Value = client

@@ -219,9 +219,7 @@ fn definitions(sources: &[(&ResourceType, Source<'_>)]) -> (Map<String, Value>, 
                 let meta_ref = generator.subschema_for::<ObjectMeta>().to_value();
                 let name = crd_definition_name(t);
                 let published = published_crd_schema(schema, meta_ref);
-                generator
-                    .definitions_mut()
-                    .insert(name.clone(), published);
+                generator.definitions_mut().insert(name.clone(), published);
                 names.push(name);
             }
         }
@@ -284,9 +282,27 @@ fn query_parameters(flavor: Flavor, action: &str) -> Vec<Value> {
     let q = |name: &str, kind: &str, description: &str| {
         parameter(flavor, name, "query", kind, description)
     };
-    let dry_run = || q("dryRun", "string", "When present, indicates that modifications should not be persisted. The only valid value is All.");
-    let field_manager = || q("fieldManager", "string", "fieldManager is a name associated with the actor or entity that is making these changes.");
-    let field_validation = || q("fieldValidation", "string", "fieldValidation instructs the server on how to handle objects in the request containing unknown fields: Ignore, Warn (the default) or Strict.");
+    let dry_run = || {
+        q(
+            "dryRun",
+            "string",
+            "When present, indicates that modifications should not be persisted. The only valid value is All.",
+        )
+    };
+    let field_manager = || {
+        q(
+            "fieldManager",
+            "string",
+            "fieldManager is a name associated with the actor or entity that is making these changes.",
+        )
+    };
+    let field_validation = || {
+        q(
+            "fieldValidation",
+            "string",
+            "fieldValidation instructs the server on how to handle objects in the request containing unknown fields: Ignore, Warn (the default) or Strict.",
+        )
+    };
     let selectors = || {
         vec![
             q(
@@ -365,13 +381,7 @@ struct Operation<'a> {
     body: Option<&'a str>,
 }
 
-fn operation(
-    flavor: Flavor,
-    op: &Operation<'_>,
-    kind_ref: &str,
-    gvk: &Value,
-    tag: &str,
-) -> Value {
+fn operation(flavor: Flavor, op: &Operation<'_>, kind_ref: &str, gvk: &Value, tag: &str) -> Value {
     let mut params = query_parameters(flavor, op.action);
     let mut o = json!({
         "operationId": op.id, "description": op.description, "tags": [tag],
@@ -469,10 +479,7 @@ fn resource_paths(flavor: Flavor, t: &ResourceType, def: &str, paths: &mut Map<S
     let mut add = |path: String, params: Vec<Value>, ops: Vec<(&str, Operation<'_>)>| {
         let mut item = Map::new();
         for (method, op) in ops {
-            item.insert(
-                method.into(),
-                operation(flavor, &op, &kind_ref, &gvk, &tag),
-            );
+            item.insert(method.into(), operation(flavor, &op, &kind_ref, &gvk, &tag));
         }
         if item.is_empty() {
             return;
@@ -648,7 +655,15 @@ impl Catalog {
                 let described: Vec<Value> = types
                     .iter()
                     .map(|(t, schema)| {
-                        json!([t.group, t.version, t.kind, t.plural, t.namespaced, t.verbs, schema])
+                        json!([
+                            t.group,
+                            t.version,
+                            t.kind,
+                            t.plural,
+                            t.namespaced,
+                            t.verbs,
+                            schema
+                        ])
                     })
                     .collect();
                 let key = json!([FORMAT, path, described]).to_string();
@@ -844,9 +859,16 @@ mod tests {
         );
         let patch =
             &apps["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"];
-        assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Deployment");
+        assert_eq!(
+            patch["x-kubernetes-group-version-kind"]["kind"],
+            "Deployment"
+        );
         let widget: Value = serde_json::from_slice(
-            &catalog.group_version("apis/example.com/v1").unwrap().doc.json,
+            &catalog
+                .group_version("apis/example.com/v1")
+                .unwrap()
+                .doc
+                .json,
         )
         .unwrap();
         let w = &widget["components"]["schemas"]["com.example.v1.Widget"];
@@ -869,26 +891,5 @@ mod tests {
         assert!(v2["paths"]["/api/v1/namespaces/{namespace}/pods/{name}"]["get"].is_object());
         // The metrics API has no schema source: it is left out, not described wrongly.
         assert!(root["paths"].get("apis/metrics.k8s.io/v1beta1").is_none());
-    }
-}
-
-#[cfg(test)]
-mod timing {
-    use super::*;
-    #[test]
-    fn time_build() {
-        let r = crate::resources::Registry::builtin();
-        let t = std::time::Instant::now();
-        let c = Catalog::new(&r, &[]);
-        eprintln!("catalog {:?}", t.elapsed());
-        let t = std::time::Instant::now();
-        let d = c.group_version("api/v1").unwrap();
-        eprintln!("core {:?} {}", t.elapsed(), d.doc.json.len());
-        let t = std::time::Instant::now();
-        let d = c.group_version("apis/apps/v1").unwrap();
-        eprintln!("apps {:?} {}", t.elapsed(), d.doc.json.len());
-        let t = std::time::Instant::now();
-        let d = c.v2();
-        eprintln!("v2 {:?} {}", t.elapsed(), d.json.len());
     }
 }

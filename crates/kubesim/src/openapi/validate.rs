@@ -50,7 +50,13 @@ fn parts<'a>(defs: &'a Map<String, Value>, schema: &'a Value, out: &mut Vec<&'a 
     }
 }
 
-fn walk(defs: &Map<String, Value>, schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
+fn walk(
+    defs: &Map<String, Value>,
+    schema: &Value,
+    value: &Value,
+    path: &str,
+    out: &mut Vec<String>,
+) {
     let mut all = Vec::new();
     parts(defs, schema, &mut all);
     if all

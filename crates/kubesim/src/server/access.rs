@@ -49,7 +49,10 @@ impl ForbidRule {
                 .as_deref()
                 .is_none_or(|g| group == "*" || g == group)
             && self.subresource.as_deref() == sub
-            && self.verb.as_deref().is_none_or(|v| verb == "*" || v == verb)
+            && self
+                .verb
+                .as_deref()
+                .is_none_or(|v| verb == "*" || v == verb)
     }
 
     /// Whether the rule refuses `verb` on `rt` (and `subresource`).

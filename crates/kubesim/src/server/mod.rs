@@ -6,6 +6,7 @@ mod http;
 mod objects;
 mod openapi;
 mod pod_logs;
+mod protobuf;
 mod request_log;
 mod reviews;
 mod route;

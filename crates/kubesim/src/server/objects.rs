@@ -316,6 +316,7 @@ fn body_object(req: &Req) -> Result<Value, ApiError> {
                 ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
             })?
         }
+        super::protobuf::MEDIA_TYPE => super::protobuf::decode(&req.body)?,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     if !value.is_object() {
@@ -468,9 +469,10 @@ fn update(
     name: &str,
     req: &Req,
 ) -> Result<Response<Body>, ApiError> {
-    let object = conform(rt, ns, body_object(req)?)?;
+    let mut object = conform(rt, ns, body_object(req)?)?;
     check_name(rt, name, &object)?;
     let current = get_object(app, rt, ns, name)?;
+    record_update(app, &current.value, &mut object, req);
     let warnings = validate_fields(app, rt, &object, Some(&current.value), req)?;
     let stored = app.store.update(rt, ns, name, object, req.dry_run())?;
     Ok(with_warnings(
@@ -485,7 +487,7 @@ fn patch_type(req: &Req) -> Result<PatchType, ApiError> {
         return Err(ApiError::with_code(
             415,
             "UnsupportedMediaType",
-            "server-side apply is not supported by kubesim; use a merge, strategic merge or JSON patch (kubectl apply without --server-side)",
+            "kubesim applies server-side only to whole objects, not to their status or scale subresources; send a merge patch",
         ));
     }
     PatchType::from_content_type(content_type)
@@ -514,16 +516,163 @@ fn patch_object(
     name: &str,
     req: &Req,
 ) -> Result<Response<Body>, ApiError> {
+    if req.content_type().starts_with("application/apply-patch") {
+        return apply_object(app, rt, ns, name, req);
+    }
+    if req.param("force").is_some() {
+        return Err(ApiError::bad_request(
+            "force may be given only with server-side apply (Content-Type application/apply-patch+yaml)",
+        ));
+    }
     let kind = patch_type(req)?;
     let current = get_object(app, rt, ns, name)?;
-    let object = conform(rt, ns, patched(rt, &current.value, req, kind)?)?;
+    let mut object = conform(rt, ns, patched(rt, &current.value, req, kind)?)?;
     check_name(rt, name, &object)?;
+    record_update(app, &current.value, &mut object, req);
     let warnings = validate_fields(app, rt, &object, Some(&current.value), req)?;
     let stored = app.store.update(rt, ns, name, object, req.dry_run())?;
     Ok(with_warnings(
         json_body(StatusCode::OK, stored.json.to_vec()),
         &warnings,
     ))
+}
+
+/// The manager a write is recorded under: `fieldManager`, or the client's name from its
+/// User-Agent (`kubectl` of `kubectl/v1.32.4 (linux/amd64) ...`), as the API server does.
+fn manager(req: &Req) -> String {
+    match req.param("fieldManager").filter(|m| !m.is_empty()) {
+        Some(m) => m.to_string(),
+        None => {
+            let agent = req
+                .headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let name: String = agent
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(128)
+                .collect();
+            if name.is_empty() {
+                "unknown".into()
+            } else {
+                name
+            }
+        }
+    }
+}
+
+/// Keeps `metadata.managedFields` across a write that is not an apply, giving the writer
+/// the fields it changed (see `crate::apply`).
+fn record_update(app: &App, old: &Value, new: &mut Value, req: &Req) {
+    let time = crate::snapshot::format_time(app.store.now());
+    crate::apply::record_update(old, new, &manager(req), &time);
+}
+
+/// Server-side apply: creates the object if it does not exist, otherwise merges the
+/// configuration as `crate::apply` describes.
+fn apply_object(
+    app: &App,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    req: &Req,
+) -> Result<Response<Body>, ApiError> {
+    let Some(manager) = req.param("fieldManager").filter(|m| !m.is_empty()) else {
+        return Err(ApiError::bad_request(
+            "PATCH with application/apply-patch+yaml requires the fieldManager query parameter (?fieldManager=NAME)",
+        ));
+    };
+    let force = match req.param("force") {
+        None | Some("" | "false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid value for force: {other:?}; use true or false"
+            )));
+        }
+    };
+    let text = std::str::from_utf8(&req.body)
+        .map_err(|_| ApiError::bad_request("the apply configuration is not UTF-8 text"))?;
+    // YAML 1.2 reads JSON too, which is what most clients send.
+    let config: Value = serde_saphyr::from_str(text).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the apply configuration is not valid YAML or JSON: {e}"
+        ))
+    })?;
+    if !config.is_object() {
+        return Err(ApiError::bad_request(
+            "the apply configuration must be an object",
+        ));
+    }
+    let config = conform(rt, ns, config)?;
+    check_name(rt, name, &config)?;
+    let current = app.store.get(&rt.key(), ns, name);
+    let time = crate::snapshot::format_time(app.store.now());
+    let object = crate::apply::apply(
+        current.as_ref().map(|o| &o.value),
+        &config,
+        manager,
+        force,
+        &time,
+    )
+    .map_err(|e| match e {
+        crate::apply::ApplyError::Invalid(m) => ApiError::bad_request(m),
+        crate::apply::ApplyError::Conflicts(c) => apply_conflict(rt, name, &c),
+    })?;
+    let warnings = validate_fields(app, rt, &object, current.as_ref().map(|o| &o.value), req)?;
+    let (status, stored) = match current {
+        None => (
+            StatusCode::CREATED,
+            app.store.create(rt, ns, object, req.dry_run())?,
+        ),
+        Some(_) => (
+            StatusCode::OK,
+            app.store.update(rt, ns, name, object, req.dry_run())?,
+        ),
+    };
+    Ok(with_warnings(
+        json_body(status, stored.json.to_vec()),
+        &warnings,
+    ))
+}
+
+/// 409 for fields other managers own, worded as the API server words it.
+fn apply_conflict(rt: &ResourceType, name: &str, conflicts: &[crate::apply::Conflict]) -> ApiError {
+    let listed: Vec<String> = conflicts
+        .iter()
+        .map(|c| {
+            format!(
+                "conflict with \"{}\" using {}: {}",
+                c.manager, c.api_version, c.field
+            )
+        })
+        .collect();
+    let message = if conflicts.len() == 1 {
+        format!("Apply failed with 1 conflict: {}", listed.join(""))
+    } else {
+        format!(
+            "Apply failed with {} conflicts: {}",
+            conflicts.len(),
+            listed.join("\n")
+        )
+    };
+    let mut e = ApiError::with_code(409, "Conflict", message);
+    let causes: Vec<Value> = conflicts
+        .iter()
+        .map(|c| {
+            json!({"reason": "FieldManagerConflict",
+                        "message": format!("conflict with \"{}\"", c.manager), "field": c.field})
+        })
+        .collect();
+    let mut details = json!({"name": name, "kind": rt.plural, "causes": causes});
+    if !rt.group.is_empty() {
+        details["group"] = json!(rt.group);
+    }
+    e.details = Some(Box::new(details));
+    e
 }
 
 /// Replaces (PUT) or patches only the `status` of an object.
@@ -549,6 +698,7 @@ fn update_status(
     if let Some(rv) = source.pointer("/metadata/resourceVersion") {
         object["metadata"]["resourceVersion"] = rv.clone();
     }
+    record_update(app, &current.value, &mut object, req);
     let stored = app.store.update(rt, ns, name, object, req.dry_run())?;
     Ok(json_body(StatusCode::OK, stored.json.to_vec()))
 }
@@ -611,6 +761,7 @@ fn update_scale(
     if let Some(rv) = new_scale.pointer("/metadata/resourceVersion") {
         object["metadata"]["resourceVersion"] = rv.clone();
     }
+    record_update(app, &current.value, &mut object, req);
     let stored = app.store.update(rt, ns, name, object, req.dry_run())?;
     Ok(ok(scale_of(&stored.value)))
 }

@@ -26,10 +26,13 @@ pub enum Which {
     V3(String),
 }
 
+/// The name and resourceVersion of every stored CustomResourceDefinition.
+type CrdFingerprint = Vec<(String, String)>;
+
 /// The server's catalog, rebuilt when the stored CustomResourceDefinitions change.
 #[derive(Default)]
 pub struct Cache {
-    current: std::sync::Mutex<Option<(Vec<(String, String)>, Arc<Catalog>)>>,
+    current: std::sync::Mutex<Option<(CrdFingerprint, Arc<Catalog>)>>,
 }
 
 fn crd_key() -> ResourceKey {
@@ -43,7 +46,7 @@ fn crd_key() -> ResourceKey {
 /// The catalog for what the server serves now.
 pub fn catalog(app: &App) -> Arc<Catalog> {
     let crds = app.store.list(&crd_key(), None, &|_| true, None, None);
-    let fingerprint: Vec<(String, String)> = crds
+    let fingerprint: CrdFingerprint = crds
         .items
         .iter()
         .map(|o| {
@@ -81,12 +84,7 @@ fn accepts_json(accept: &str) -> bool {
         })
 }
 
-fn respond(
-    req: &Req,
-    json: &Bytes,
-    etag: &str,
-    immutable: bool,
-) -> Response<Body> {
+fn respond(req: &Req, json: &Bytes, etag: &str, immutable: bool) -> Response<Body> {
     let etag = format!("\"{etag}\"");
     let not_modified = req
         .headers

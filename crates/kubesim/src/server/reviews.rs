@@ -61,7 +61,12 @@ pub fn serve(app: &App, registry: &Registry, path: &ResourcePath, req: &Req) -> 
 }
 
 fn access_review(app: &App, spec: &Value) -> Result<Value, ApiError> {
-    let text = |v: &Value, field: &str| v.get(field).and_then(Value::as_str).unwrap_or("").to_string();
+    let text = |v: &Value, field: &str| {
+        v.get(field)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
     if let Some(attrs) = spec.get("resourceAttributes").filter(|v| v.is_object()) {
         let (group, resource, sub, verb) = (
             text(attrs, "group"),

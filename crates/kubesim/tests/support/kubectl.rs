@@ -19,7 +19,10 @@ pub fn available() -> bool {
     if std::env::var_os("KUBESIM_SKIP_KUBECTL").is_some() {
         return false;
     }
-    match Command::new("kubectl").args(["version", "--client"]).output() {
+    match Command::new("kubectl")
+        .args(["version", "--client"])
+        .output()
+    {
         Ok(o) if o.status.success() => true,
         _ => panic!(
             "kubectl is not installed: run scripts/install-test-deps or set KUBESIM_SKIP_KUBECTL=1"
