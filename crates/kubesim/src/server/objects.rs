@@ -302,8 +302,8 @@ fn list(
     })
 }
 
-/// Parses a request body as JSON (or YAML, when the client says so).
-fn body_object(req: &Req) -> Result<Value, ApiError> {
+/// Parses a request body as JSON (or YAML or protobuf, when the client says so).
+pub fn body_object(req: &Req) -> Result<Value, ApiError> {
     let content_type = req.content_type().split(';').next().unwrap_or("").trim();
     let value: Value = match content_type {
         "" | "application/json" | "*/*" => serde_json::from_slice(&req.body).map_err(|e| {

@@ -1,7 +1,9 @@
 //! Request bodies in the Kubernetes protobuf encoding (`application/vnd.kubernetes.protobuf`),
 //! which client-go's typed clients send when a program asks for it (kubectl's and Helm's
-//! do). Helm keeps its releases in Secrets (or ConfigMaps) written that way, so kubesim reads
-//! those two kinds; any other kind is refused with 415 and the advice to send JSON.
+//! do). Helm keeps its releases in Secrets (or ConfigMaps) written that way, and programs
+//! built on client-go ask access reviews that way (kubernetes-mcp-server before listing
+//! across namespaces), so kubesim reads those kinds; any other kind is refused with 415 and
+//! the advice to send JSON.
 //!
 //! The envelope is the 4-byte magic `k8s\0` and a `runtime.Unknown` message whose `raw`
 //! field holds the object, with the field numbers of Kubernetes' `generated.proto` files.
@@ -199,6 +201,55 @@ fn object(kind: &str, raw: &[u8]) -> Result<Value, ApiError> {
     Ok(o)
 }
 
+/// The string fields of a message, by field number, as a JSON object with those names.
+fn strings(bytes: &[u8], names: &[(u64, &str)]) -> Result<Value, ApiError> {
+    let mut m = Map::new();
+    for (n, w) in fields(bytes)? {
+        if let (Some((_, name)), Wire::Bytes(b)) = (names.iter().find(|(k, _)| *k == n), w) {
+            m.insert(name.to_string(), json!(text(b)?));
+        }
+    }
+    Ok(Value::Object(m))
+}
+
+/// `authorization/v1` SelfSubjectAccessReview (spec 2: resourceAttributes 1,
+/// nonResourceAttributes 2) and SelfSubjectRulesReview (spec 2: namespace 1).
+fn review(kind: &str, raw: &[u8]) -> Result<Value, ApiError> {
+    let mut o = json!({"apiVersion": "authorization.k8s.io/v1", "kind": kind, "spec": {}});
+    for (n, w) in fields(raw)? {
+        let (2, Wire::Bytes(spec)) = (n, w) else {
+            continue;
+        };
+        if kind == "SelfSubjectRulesReview" {
+            o["spec"] = strings(spec, &[(1, "namespace")])?;
+            continue;
+        }
+        for (n, w) in fields(spec)? {
+            match (n, w) {
+                (1, Wire::Bytes(b)) => {
+                    o["spec"]["resourceAttributes"] = strings(
+                        b,
+                        &[
+                            (1, "namespace"),
+                            (2, "verb"),
+                            (3, "group"),
+                            (4, "version"),
+                            (5, "resource"),
+                            (6, "subresource"),
+                            (7, "name"),
+                        ],
+                    )?;
+                }
+                (2, Wire::Bytes(b)) => {
+                    o["spec"]["nonResourceAttributes"] = strings(b, &[(1, "path"), (2, "verb")])?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(o)
+}
+
 /// Decodes a protobuf request body into the JSON object it encodes.
 pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let envelope = body
@@ -223,11 +274,14 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
     let raw = raw.ok_or_else(|| malformed("no object in the envelope"))?;
     match (api_version.as_str(), kind.as_str()) {
         ("v1", "Secret" | "ConfigMap") => object(&kind, raw),
+        ("authorization.k8s.io/v1", "SelfSubjectAccessReview" | "SelfSubjectRulesReview") => {
+            review(&kind, raw)
+        }
         _ => Err(ApiError::with_code(
             415,
             "UnsupportedMediaType",
             format!(
-                "kubesim reads the protobuf encoding only for v1 Secrets and ConfigMaps, not {api_version} {kind}; send it as application/json"
+                "kubesim reads the protobuf encoding only for v1 Secrets and ConfigMaps and self access reviews, not {api_version} {kind}; send it as application/json"
             ),
         )),
     }

@@ -31,18 +31,9 @@ pub fn serve(app: &App, registry: &Registry, path: &ResourcePath, req: &Req) -> 
             &req.path,
         ));
     }
-    let body: Value = match serde_json::from_slice(&req.body) {
-        Ok(v @ Value::Object(_)) => v,
-        Ok(_) => {
-            return error(&ApiError::bad_request(
-                "the request body must be a JSON object",
-            ));
-        }
-        Err(e) => {
-            return error(&ApiError::bad_request(format!(
-                "the request body is not valid JSON: {e}"
-            )));
-        }
+    let body = match super::objects::body_object(req) {
+        Ok(b) => b,
+        Err(e) => return error(&e),
     };
     let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
     let (kind, status) = if path.plural == "selfsubjectaccessreviews" {
