@@ -161,23 +161,6 @@ const API_VERSION_DESCRIPTION: &str = "APIVersion defines the versioned schema o
 const KIND_DESCRIPTION: &str = "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds";
 const METADATA_DESCRIPTION: &str = "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
 
-/// Swagger 2.0 has no `nullable` and no `oneOf`/`anyOf`/`not`: the API server drops them
-/// when it publishes a CRD's schema as v2, and so does this.
-fn to_v2(schema: &mut Value) {
-    match schema {
-        Value::Object(m) => {
-            for key in ["nullable", "oneOf", "anyOf", "not"] {
-                m.remove(key);
-            }
-            for v in m.values_mut() {
-                to_v2(v);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(to_v2),
-        _ => {}
-    }
-}
-
 /// A CRD's schema as the API server publishes it: `metadata` is ObjectMeta, `apiVersion` and
 /// `kind` are described.
 fn published_crd_schema(schema: &Value, meta_ref: Value) -> Value {
@@ -737,35 +720,42 @@ impl Catalog {
     }
 }
 
-/// Rewrites OpenAPI 3 schemas as swagger 2.0 writes them: refs point into `#/definitions/`,
-/// a ref with siblings is written with them (`allOf` of one ref is unwrapped), and what 2.0
-/// lacks (`nullable`, `oneOf`, `anyOf`, `not`) is dropped, as the API server does.
+/// Rewrites an OpenAPI 3 schema as swagger 2.0 writes it: refs point into `#/definitions/`,
+/// a ref with siblings is written with them (an `allOf` of one ref is unwrapped), and what
+/// 2.0 lacks (`nullable`, `oneOf`, `anyOf`, `not`) is dropped, as the API server does when it
+/// publishes a CRD's schema as v2. Only subschemas are walked: `properties` maps, `items`,
+/// `additionalProperties` and `allOf`; values such as `default` and `enum` are data.
 fn v3_to_v2(schema: &mut Value) {
-    match schema {
-        Value::Object(m) => {
-            let single_ref = match m.get("allOf").and_then(Value::as_array) {
-                Some(all) if all.len() == 1 => all[0].get("$ref").cloned(),
-                _ => None,
-            };
-            if let Some(r) = single_ref
-                && m.get("$ref").is_none()
-            {
-                m.remove("allOf");
-                m.insert("$ref".into(), r);
-            }
-            if let Some(Value::String(r)) = m.get_mut("$ref")
-                && let Some(name) = r.strip_prefix(Flavor::V3.definitions())
-            {
-                *r = format!("{}{name}", Flavor::V2.definitions());
-            }
-            for v in m.values_mut() {
-                v3_to_v2(v);
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(v3_to_v2),
-        _ => {}
+    let Value::Object(m) = schema else { return };
+    for key in ["nullable", "oneOf", "anyOf", "not"] {
+        m.remove(key);
     }
-    to_v2(schema);
+    let single_ref = match m.get("allOf").and_then(Value::as_array) {
+        Some(all) if all.len() == 1 => all[0].get("$ref").cloned(),
+        _ => None,
+    };
+    if let Some(r) = single_ref
+        && m.get("$ref").is_none()
+    {
+        m.remove("allOf");
+        m.insert("$ref".into(), r);
+    }
+    if let Some(Value::String(r)) = m.get_mut("$ref")
+        && let Some(name) = r.strip_prefix(Flavor::V3.definitions())
+    {
+        *r = format!("{}{name}", Flavor::V2.definitions());
+    }
+    if let Some(Value::Object(props)) = m.get_mut("properties") {
+        props.values_mut().for_each(v3_to_v2);
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(sub) = m.get_mut(key) {
+            v3_to_v2(sub);
+        }
+    }
+    if let Some(Value::Array(all)) = m.get_mut("allOf") {
+        all.iter_mut().for_each(v3_to_v2);
+    }
 }
 
 fn build_group_version(input: &GroupVersionInput) -> GroupVersionDoc {
@@ -784,12 +774,8 @@ fn build_group_version(input: &GroupVersionInput) -> GroupVersionDoc {
         resource_paths(Flavor::V3, t, name, &mut paths);
         resource_paths(Flavor::V2, t, name, &mut v2_paths);
     }
-    let mut v2_definitions = Value::Object(defs.clone());
-    v3_to_v2(&mut v2_definitions);
-    let v2_definitions = match v2_definitions {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    };
+    let mut v2_definitions = defs.clone();
+    v2_definitions.values_mut().for_each(v3_to_v2);
     let doc = json!({
         "openapi": "3.0.0", "info": info(), "paths": paths,
         "components": {"schemas": defs},
@@ -834,7 +820,8 @@ mod tests {
         let crd = json!({"spec": {"group": "example.com", "names": {"kind": "Widget", "plural": "widgets"},
             "scope": "Namespaced", "versions": [{"name": "v1", "served": true, "schema": {"openAPIV3Schema":
             {"type": "object", "properties": {"spec": {"type": "object", "nullable": true,
-             "properties": {"size": {"type": "integer", "description": "how big"}}}}}}}]}});
+             "properties": {"size": {"type": "integer", "description": "how big"},
+                            "not": {"type": "boolean", "default": {"oneOf": 1}}}}}}}}]}});
         let mut registry = Registry::builtin();
         registry.add_crd(&crd).unwrap();
         let catalog = Catalog::new(&registry, &[crd]);
@@ -880,6 +867,11 @@ mod tests {
         let v2: Value = serde_json::from_slice(&catalog.v2().json).unwrap();
         let w2 = &v2["definitions"]["com.example.v1.Widget"];
         assert!(w2["properties"]["spec"].get("nullable").is_none());
+        // A field that happens to be called `not` is a field, and a default is data.
+        assert_eq!(
+            w2["properties"]["spec"]["properties"]["not"]["default"],
+            json!({"oneOf": 1})
+        );
         assert_eq!(
             w2["properties"]["metadata"]["$ref"],
             "#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
