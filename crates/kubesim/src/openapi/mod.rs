@@ -62,11 +62,8 @@ pub struct GroupVersionDoc {
     /// The OpenAPI 3.0 document.
     pub doc: Doc,
     definitions: Arc<Map<String, Value>>,
-    /// Definition name by kind.
-    names: HashMap<String, String>,
-    /// The swagger 2.0 rendering of the same definitions and paths.
-    v2_definitions: Map<String, Value>,
-    v2_paths: Map<String, Value>,
+    /// Each served type with its definition name.
+    types: Vec<(ResourceType, String)>,
 }
 
 /// What one group-version document is made of: the served types and, for custom kinds,
@@ -694,7 +691,11 @@ impl Catalog {
     /// The schema of a kind, when kubesim publishes one.
     pub fn kind_schema(&self, group: &str, version: &str, kind: &str) -> Option<KindSchema> {
         let doc = self.group_version(&group_version_path(group, version))?;
-        let name = doc.names.get(kind)?.clone();
+        let name = doc
+            .types
+            .iter()
+            .find(|(t, _)| t.kind == kind)
+            .map(|(_, name)| name.clone())?;
         Some(KindSchema {
             definitions: doc.definitions.clone(),
             name,
@@ -707,10 +708,19 @@ impl Catalog {
             let mut definitions = Map::new();
             let mut paths = Map::new();
             for path in self.inputs.keys() {
-                if let Some(gv) = self.group_version(path) {
-                    // Definitions shared by group-versions (ObjectMeta) are the same in each.
-                    definitions.extend(gv.v2_definitions.clone());
-                    paths.extend(gv.v2_paths.clone());
+                let Some(gv) = self.group_version(path) else {
+                    continue;
+                };
+                // Definitions shared by group-versions (ObjectMeta) are the same in each.
+                for (name, schema) in gv.definitions.iter() {
+                    if !definitions.contains_key(name) {
+                        let mut schema = schema.clone();
+                        v3_to_v2(&mut schema);
+                        definitions.insert(name.clone(), schema);
+                    }
+                }
+                for (t, name) in &gv.types {
+                    resource_paths(Flavor::V2, t, name, &mut paths);
                 }
             }
             Doc::new(&json!({
@@ -769,13 +779,9 @@ fn build_group_version(input: &GroupVersionInput) -> GroupVersionDoc {
         .collect();
     let (defs, names) = definitions(&sources);
     let mut paths = Map::new();
-    let mut v2_paths = Map::new();
     for ((t, _), name) in sources.iter().zip(&names) {
         resource_paths(Flavor::V3, t, name, &mut paths);
-        resource_paths(Flavor::V2, t, name, &mut v2_paths);
     }
-    let mut v2_definitions = defs.clone();
-    v2_definitions.values_mut().for_each(v3_to_v2);
     let doc = json!({
         "openapi": "3.0.0", "info": info(), "paths": paths,
         "components": {"schemas": defs},
@@ -786,14 +792,12 @@ fn build_group_version(input: &GroupVersionInput) -> GroupVersionDoc {
             json,
             hash: input.hash.clone(),
         },
-        names: sources
+        types: sources
             .iter()
-            .zip(&names)
-            .map(|((t, _), n)| (t.kind.clone(), n.clone()))
+            .zip(names)
+            .map(|((t, _), n)| ((*t).clone(), n))
             .collect(),
         definitions: Arc::new(defs),
-        v2_definitions,
-        v2_paths,
     }
 }
 
