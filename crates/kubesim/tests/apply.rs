@@ -156,3 +156,47 @@ async fn kube_rs_applies_server_side() {
         err.message
     );
 }
+
+/// Client-side `kubectl apply` computes its strategic merge patch from kubesim's OpenAPI
+/// document: the merge keys published there must be the ones kubesim merges by, or an env
+/// var dropped from the file would survive the apply.
+#[tokio::test]
+async fn kubectl_apply_client_side_merges_lists_by_the_published_keys() {
+    if !kubectl::available() {
+        return;
+    }
+    let k = Kubectl::serve(kubesim::demo::snapshot(), ServerConfig::default()).await;
+    let file = k.dir.path().join("api.yaml");
+    let path = file.to_str().unwrap();
+    let with_env = |image: &str, env: &[(&str, &str)]| {
+        let mut d = deployment(Some(1), None).replace("image: api:1", &format!("image: {image}"));
+        d.push_str("        env:\n");
+        for (n, v) in env {
+            d.push_str(&format!("        - name: {n}\n          value: \"{v}\"\n"));
+        }
+        d
+    };
+    std::fs::write(&file, with_env("api:1", &[("A", "1"), ("B", "2")])).unwrap();
+    k.ok(&["apply", "-f", path]).await;
+    // The sidecar someone else added is kept; B, dropped from the file, goes.
+    k.ok(&[
+        "patch",
+        "deploy",
+        "api",
+        "-n",
+        "shop",
+        "--type=strategic",
+        "-p",
+        r#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"proxy:1"}]}}}}"#,
+    ])
+    .await;
+    std::fs::write(&file, with_env("api:2", &[("A", "1")])).unwrap();
+    k.ok(&["apply", "-f", path]).await;
+    let containers = k
+        .ok(&[
+            "get", "deploy", "api", "-n", "shop", "-o",
+            "jsonpath={range .spec.template.spec.containers[*]}{.name}={.image} {.env[*].name};{end}",
+        ])
+        .await;
+    assert_eq!(containers, "api=api:2 A;sidecar=proxy:1 ;");
+}

@@ -205,6 +205,13 @@ fn definitions(sources: &[(&ResourceType, Source<'_>)]) -> (Map<String, Value>, 
         }
     }
     let mut defs = generator.take_definitions(true);
+    let custom: Vec<&String> = sources
+        .iter()
+        .zip(&names)
+        .filter(|((_, source), _)| matches!(source, Source::Crd(_)))
+        .map(|(_, name)| name)
+        .collect();
+    annotate_merge_keys(&mut defs, &custom);
     for ((t, _), name) in sources.iter().zip(&names) {
         if let Some(Value::Object(d)) = defs.get_mut(name) {
             d.insert(
@@ -214,6 +221,62 @@ fn definitions(sources: &[(&ResourceType, Source<'_>)]) -> (Map<String, Value>, 
         }
     }
     (defs, names)
+}
+
+/// The item schema of an array schema, through its `$ref`.
+fn item_schema<'a>(defs: &'a Map<String, Value>, array: &'a Value) -> Option<&'a Value> {
+    let items = array.get("items")?;
+    let name = items
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.rsplit_once('/'))
+        .map(|(_, n)| n);
+    Some(name.and_then(|n| defs.get(n)).unwrap_or(items))
+}
+
+/// Marks the lists kubesim's strategic merge patch merges by key (`containers` by `name`)
+/// with `x-kubernetes-patch-strategy: merge` and `x-kubernetes-patch-merge-key`, as the API
+/// server's documents carry them (k8s-openapi's schemas do not): kubectl computes its
+/// strategic merge patches from them, so they must say how this server merges. Custom
+/// kinds (`custom`) take no strategic merge patch and are left alone.
+fn annotate_merge_keys(defs: &mut Map<String, Value>, custom: &[&String]) {
+    let mut marks: Vec<(String, String, &'static str)> = Vec::new();
+    for (def_name, def) in defs.iter() {
+        if custom.contains(&def_name) {
+            continue;
+        }
+        let Some(props) = def.get("properties").and_then(Value::as_object) else {
+            continue;
+        };
+        for (field, schema) in props {
+            if schema.get("type").and_then(Value::as_str) != Some("array") {
+                continue;
+            }
+            // merge_key decides from an item's fields; the item schema's fields stand in.
+            let sample: Map<String, Value> = item_schema(defs, schema)
+                .and_then(|i| i.get("properties"))
+                .and_then(Value::as_object)
+                .map(|p| p.keys().map(|k| (k.clone(), Value::Null)).collect())
+                .unwrap_or_default();
+            if sample.is_empty() {
+                continue;
+            }
+            if let Some(key) = crate::patch::merge_key(field, &Value::Object(sample)) {
+                marks.push((def_name.clone(), field.clone(), key));
+            }
+        }
+    }
+    for (def_name, field, key) in marks {
+        if let Some(schema) = defs
+            .get_mut(&def_name)
+            .and_then(|d| d.get_mut("properties"))
+            .and_then(|p| p.get_mut(&field))
+            .and_then(Value::as_object_mut)
+        {
+            schema.insert("x-kubernetes-patch-strategy".into(), json!("merge"));
+            schema.insert("x-kubernetes-patch-merge-key".into(), json!(key));
+        }
+    }
 }
 
 /// `rbac.authorization.k8s.io` → `RbacAuthorization`, `` → `Core`, as operation ids spell groups.
@@ -361,7 +424,21 @@ struct Operation<'a> {
     body: Option<&'a str>,
 }
 
-fn operation(flavor: Flavor, op: &Operation<'_>, kind_ref: &str, gvk: &Value, tag: &str) -> Value {
+/// `strategic`: whether the kind takes strategic merge patches (built-in kinds do, custom
+/// kinds do not, as on the API server).
+fn operation(
+    flavor: Flavor,
+    op: &Operation<'_>,
+    kind_ref: &str,
+    gvk: &Value,
+    tag: &str,
+    strategic: bool,
+) -> Value {
+    let patch_types: Vec<&str> = PATCH_TYPES
+        .iter()
+        .copied()
+        .filter(|t| strategic || *t != "application/strategic-merge-patch+json")
+        .collect();
     let mut params = query_parameters(flavor, op.action);
     let mut o = json!({
         "operationId": op.id, "description": op.description, "tags": [tag],
@@ -380,7 +457,7 @@ fn operation(flavor: Flavor, op: &Operation<'_>, kind_ref: &str, gvk: &Value, ta
                     o["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": schema}, "application/yaml": {"schema": schema}}});
                 }
                 Some("patch") => {
-                    let content: Map<String, Value> = PATCH_TYPES
+                    let content: Map<String, Value> = patch_types
                         .iter()
                         .map(|t| (t.to_string(), json!({"schema": {"type": "object"}})))
                         .collect();
@@ -405,7 +482,7 @@ fn operation(flavor: Flavor, op: &Operation<'_>, kind_ref: &str, gvk: &Value, ta
                     );
                 }
                 Some("patch") => {
-                    o["consumes"] = json!(PATCH_TYPES);
+                    o["consumes"] = json!(patch_types);
                     params.insert(
                         0,
                         json!({"name": "body", "in": "body", "required": true, "schema": {"type": "object"}}),
@@ -424,6 +501,7 @@ fn operation(flavor: Flavor, op: &Operation<'_>, kind_ref: &str, gvk: &Value, ta
 /// namespaces. Only the verbs the type serves appear.
 fn resource_paths(flavor: Flavor, t: &ResourceType, def: &str, paths: &mut Map<String, Value>) {
     let prefix = format!("/{}", group_version_path(&t.group, &t.version));
+    let strategic = kinds::find(&t.group, &t.version, &t.kind).is_some();
     let gvk = json!({"group": t.group, "kind": t.kind, "version": t.version});
     let kind_ref = format!("{}{def}", flavor.definitions());
     let tag = format!(
@@ -459,7 +537,10 @@ fn resource_paths(flavor: Flavor, t: &ResourceType, def: &str, paths: &mut Map<S
     let mut add = |path: String, params: Vec<Value>, ops: Vec<(&str, Operation<'_>)>| {
         let mut item = Map::new();
         for (method, op) in ops {
-            item.insert(method.into(), operation(flavor, &op, &kind_ref, &gvk, &tag));
+            item.insert(
+                method.into(),
+                operation(flavor, &op, &kind_ref, &gvk, &tag, strategic),
+            );
         }
         if item.is_empty() {
             return;
@@ -854,6 +935,16 @@ mod tests {
             patch["x-kubernetes-group-version-kind"]["kind"],
             "Deployment"
         );
+        assert!(
+            patch["requestBody"]["content"]["application/strategic-merge-patch+json"].is_object()
+        );
+        let containers = &apps["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]
+            ["containers"];
+        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+        assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+        let ports =
+            &apps["components"]["schemas"]["io.k8s.api.core.v1.Container"]["properties"]["ports"];
+        assert_eq!(ports["x-kubernetes-patch-merge-key"], "containerPort");
         let widget: Value = serde_json::from_slice(
             &catalog
                 .group_version("apis/example.com/v1")
@@ -863,6 +954,15 @@ mod tests {
         )
         .unwrap();
         let w = &widget["components"]["schemas"]["com.example.v1.Widget"];
+        let widget_patch =
+            &widget["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"];
+        assert!(widget_patch["requestBody"]["content"]["application/merge-patch+json"].is_object());
+        assert!(
+            widget_patch["requestBody"]["content"]
+                .get("application/strategic-merge-patch+json")
+                .is_none(),
+            "custom kinds take no strategic merge patch"
+        );
         assert_eq!(
             w["properties"]["spec"]["properties"]["size"]["description"],
             "how big"
