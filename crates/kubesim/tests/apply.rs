@@ -200,3 +200,52 @@ async fn kubectl_apply_client_side_merges_lists_by_the_published_keys() {
         .await;
     assert_eq!(containers, "api=api:2 A;sidecar=proxy:1 ;");
 }
+
+/// Custom resources take merge, JSON and apply patches but no strategic merge patch, as on
+/// the API server (and as kubesim's OpenAPI documents say).
+#[tokio::test]
+async fn custom_resources_take_no_strategic_merge_patch() {
+    use kube::api::{ApiResource, DynamicObject, GroupVersionKind, PostParams};
+    let mut snapshot = kubesim::demo::snapshot();
+    snapshot.objects.push(kubesim::snapshot::SourcedObject {
+        object: json!({"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "widgets.example.com"},
+            "spec": {"group": "example.com", "scope": "Namespaced",
+              "names": {"kind": "Widget", "plural": "widgets"},
+              "versions": [{"name": "v1", "served": true, "storage": true}]}}),
+        source: "test:1".into(),
+    });
+    let (_server, client) = common::serve_with(snapshot, ServerConfig::default()).await;
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("example.com", "v1", "Widget"));
+    let widgets: Api<DynamicObject> = Api::namespaced_with(client, "shop", &resource);
+    let mut widget = DynamicObject::new("w", &resource);
+    widget.data = json!({"spec": {"size": 1}});
+    widgets
+        .create(&PostParams::default(), &widget)
+        .await
+        .unwrap();
+    let merged = widgets
+        .patch(
+            "w",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"size": 2}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(merged.data["spec"]["size"], 2);
+    let err = common::api_error(
+        widgets
+            .patch(
+                "w",
+                &PatchParams::default(),
+                &Patch::Strategic(json!({"spec": {"size": 3}})),
+            )
+            .await,
+    );
+    assert_eq!(err.code, 415, "{}", err.message);
+    assert!(
+        err.message.contains("application/merge-patch+json"),
+        "{}",
+        err.message
+    );
+}

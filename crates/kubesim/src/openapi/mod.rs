@@ -119,6 +119,12 @@ impl Flavor {
     }
 }
 
+/// Whether a type is a built-in kind (one k8s-openapi has a schema for), as opposed to a
+/// custom kind.
+pub fn is_builtin(t: &ResourceType) -> bool {
+    kinds::find(&t.group, &t.version, &t.kind).is_some()
+}
+
 /// The path prefix of a group-version: `api/v1` or `apis/GROUP/VERSION`.
 pub fn group_version_path(group: &str, version: &str) -> String {
     if group.is_empty() {
@@ -501,7 +507,7 @@ fn operation(
 /// namespaces. Only the verbs the type serves appear.
 fn resource_paths(flavor: Flavor, t: &ResourceType, def: &str, paths: &mut Map<String, Value>) {
     let prefix = format!("/{}", group_version_path(&t.group, &t.version));
-    let strategic = kinds::find(&t.group, &t.version, &t.kind).is_some();
+    let strategic = is_builtin(t);
     let gvk = json!({"group": t.group, "kind": t.kind, "version": t.version});
     let kind_ref = format!("{}{def}", flavor.definitions());
     let tag = format!(

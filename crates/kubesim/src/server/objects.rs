@@ -144,7 +144,7 @@ pub async fn serve(
         (_, Some(name), Some("scale")) => update_scale(app, rt, &ns, name, &req),
         ("get", Some(name), _) => get(app, rt, &ns, name, &req),
         ("update", Some(name), Some("status")) => update_status(app, rt, &ns, name, &req, None),
-        ("patch", Some(name), Some("status")) => match patch_type(&req) {
+        ("patch", Some(name), Some("status")) => match patch_type(rt, &req) {
             Ok(t) => update_status(app, rt, &ns, name, &req, Some(t)),
             Err(e) => Err(e),
         },
@@ -481,7 +481,9 @@ fn update(
     ))
 }
 
-fn patch_type(req: &Req) -> Result<PatchType, ApiError> {
+/// The patch type of a request. Custom kinds take no strategic merge patch (there are no
+/// Go types to say how their lists merge), as on the API server.
+fn patch_type(rt: &ResourceType, req: &Req) -> Result<PatchType, ApiError> {
     let content_type = req.content_type();
     if content_type.starts_with("application/apply-patch") {
         return Err(ApiError::with_code(
@@ -490,8 +492,19 @@ fn patch_type(req: &Req) -> Result<PatchType, ApiError> {
             "kubesim applies server-side only to whole objects, not to their status or scale subresources; send a merge patch",
         ));
     }
-    PatchType::from_content_type(content_type)
-        .ok_or_else(|| ApiError::unsupported_media_type(content_type))
+    let kind = PatchType::from_content_type(content_type)
+        .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+    if kind == PatchType::Strategic && !crate::openapi::is_builtin(rt) {
+        return Err(ApiError::with_code(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml ({} is a custom kind, which takes no strategic merge patch)",
+                crate::status::qualified(rt)
+            ),
+        ));
+    }
+    Ok(kind)
 }
 
 fn patched(
@@ -524,7 +537,7 @@ fn patch_object(
             "force may be given only with server-side apply (Content-Type application/apply-patch+yaml)",
         ));
     }
-    let kind = patch_type(req)?;
+    let kind = patch_type(rt, req)?;
     let current = get_object(app, rt, ns, name)?;
     let mut object = conform(rt, ns, patched(rt, &current.value, req, kind)?)?;
     check_name(rt, name, &object)?;
@@ -740,7 +753,7 @@ fn update_scale(
     let current = get_object(app, rt, ns, name)?;
     let scale = scale_of(&current.value);
     let new_scale = if req.method == Method::PATCH {
-        patched(rt, &scale, req, patch_type(req)?)?
+        patched(rt, &scale, req, patch_type(rt, req)?)?
     } else {
         body_object(req)?
     };
