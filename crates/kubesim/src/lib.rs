@@ -1,8 +1,9 @@
 //! kubesim: a Kubernetes API server that serves a cluster snapshot over HTTPS.
 //!
 //! It answers the REST API closely enough that `kubectl` and kube-rs work against it
-//! unchanged: discovery, list/get with label and field selectors and paging, watches,
-//! pod logs, server-side tables, the metrics API, and mutations kept in memory. Tests,
+//! unchanged: discovery, OpenAPI v2/v3 documents, list/get with label and field selectors
+//! and paging, watches, pod logs, server-side tables, the metrics API, access reviews, and
+//! mutations kept in memory (server-side apply included). Tests,
 //! benchmarks, `kubecode sim` and the embedded demo cluster are all served by it.
 //!
 //! ```no_run
@@ -13,10 +14,12 @@
 //! # Ok(()) }
 //! ```
 
+pub mod apply;
 pub mod builder;
 pub mod demo;
 pub mod faults;
 pub mod generate;
+pub mod openapi;
 pub mod patch;
 pub mod resources;
 pub mod selector;

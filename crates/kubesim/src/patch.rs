@@ -42,8 +42,10 @@ pub fn apply(target: &Value, patch: &Value, kind: PatchType) -> Result<Value, St
     Ok(out)
 }
 
-/// The merge key of a list field, from the Kubernetes API's `patchMergeKey` tags.
-fn merge_key(field: &str, sample: &Value) -> Option<&'static str> {
+/// The merge key of a list field, from the Kubernetes API's `patchMergeKey` tags: the field
+/// that identifies the items of a list merged by key (`containers` by `name`), as strategic
+/// merge patch and server-side apply merge them.
+pub fn merge_key(field: &str, sample: &Value) -> Option<&'static str> {
     Some(match field {
         "containers"
         | "initContainers"

@@ -372,6 +372,29 @@ fn builtin_type(x: &Builtin) -> ResourceType {
     }
 }
 
+/// The access reviews of `authorization.k8s.io/v1` a client may create about itself
+/// (`kubectl auth can-i`); the server answers them from its forbid rules.
+pub fn review_types() -> Vec<ResourceType> {
+    [
+        ("SelfSubjectAccessReview", "selfsubjectaccessreviews"),
+        ("SelfSubjectRulesReview", "selfsubjectrulesreviews"),
+    ]
+    .into_iter()
+    .map(|(kind, plural)| ResourceType {
+        group: "authorization.k8s.io".into(),
+        version: "v1".into(),
+        kind: kind.into(),
+        plural: plural.into(),
+        singular: String::new(),
+        short_names: Vec::new(),
+        namespaced: false,
+        verbs: vec!["create".into()],
+        subresources: Vec::new(),
+        categories: Vec::new(),
+    })
+    .collect()
+}
+
 /// The two kinds of the metrics API (`metrics.k8s.io/v1beta1`).
 pub fn metrics_types() -> Vec<ResourceType> {
     [
@@ -433,9 +456,9 @@ pub struct Registry {
 impl Registry {
     /// The built-in kinds only.
     pub fn builtin() -> Self {
-        Registry {
-            types: BUILTINS.iter().map(builtin_type).collect(),
-        }
+        let mut types: Vec<ResourceType> = BUILTINS.iter().map(builtin_type).collect();
+        types.extend(review_types());
+        Registry { types }
     }
 
     /// All types, in registration order.

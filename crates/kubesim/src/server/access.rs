@@ -39,11 +39,43 @@ impl ForbidRule {
         })
     }
 
+    /// Whether the rule refuses some of what an access review asks about: `verb` on
+    /// `resource` (and `subresource`) of `group`, where `*` in the review stands for any.
+    pub fn overlaps(&self, group: &str, resource: &str, subresource: &str, verb: &str) -> bool {
+        let sub = (!subresource.is_empty()).then_some(subresource);
+        (self.resource == "*" || resource == "*" || self.resource == resource)
+            && self
+                .group
+                .as_deref()
+                .is_none_or(|g| group == "*" || g == group)
+            && self.subresource.as_deref() == sub
+            && self
+                .verb
+                .as_deref()
+                .is_none_or(|v| verb == "*" || v == verb)
+    }
+
     /// Whether the rule refuses `verb` on `rt` (and `subresource`).
     pub fn forbids(&self, rt: &ResourceType, subresource: Option<&str>, verb: &str) -> bool {
         (self.resource == "*" || self.resource == rt.plural)
             && self.group.as_deref().is_none_or(|g| g == rt.group)
             && self.subresource.as_deref() == subresource
             && self.verb.as_deref().is_none_or(|v| v == verb)
+    }
+}
+
+impl std::fmt::Display for ForbidRule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.resource)?;
+        if let Some(g) = &self.group {
+            write!(f, ".{g}")?;
+        }
+        if let Some(s) = &self.subresource {
+            write!(f, "/{s}")?;
+        }
+        if let Some(v) = &self.verb {
+            write!(f, ":{v}")?;
+        }
+        Ok(())
     }
 }

@@ -70,18 +70,24 @@ fn resource_entry(t: &ResourceType) -> Value {
     v
 }
 
+/// The verbs a subresource answers.
+pub fn subresource_verbs(sub: &str) -> &'static [&'static str] {
+    match sub {
+        "log" => &["get"],
+        _ => &["get", "patch", "update"],
+    }
+}
+
 fn subresource_entry(t: &ResourceType, sub: &str) -> Value {
     let name = format!("{}/{sub}", t.plural);
+    let verbs = subresource_verbs(sub);
     match sub {
-        "log" => {
-            json!({"name": name, "singularName": "", "namespaced": t.namespaced, "kind": t.kind, "verbs": ["get"]})
-        }
         "scale" => {
             json!({"name": name, "singularName": "", "namespaced": t.namespaced, "group": "autoscaling",
-                          "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
+                          "version": "v1", "kind": "Scale", "verbs": verbs})
         }
         _ => json!({"name": name, "singularName": "", "namespaced": t.namespaced, "kind": t.kind,
-                    "verbs": ["get", "patch", "update"]}),
+                    "verbs": verbs}),
     }
 }
 

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use serde_json::Value;
 
 use super::route::{self, Route};
-use super::{App, discovery, objects, request_log};
+use super::{App, discovery, objects, openapi, request_log, reviews};
 use crate::faults::FaultKind;
 use crate::status::ApiError;
 
@@ -282,6 +282,10 @@ async fn dispatch(app: &App, route: Route, req: Req) -> (&'static str, Response<
                 Some(v) => read_only("get", v),
                 None => ("get", error(&ApiError::no_route(&req.path))),
             }
+        }
+        Route::OpenApi(which) => ("get", openapi::serve(app, which, &req)),
+        Route::Resource(path) if reviews::handles(&path) => {
+            ("create", reviews::serve(app, &registry, &path, &req))
         }
         Route::Resource(path) => objects::serve(app, &registry, path, req).await,
         Route::Unknown => ("", error(&ApiError::no_route(&req.path))),

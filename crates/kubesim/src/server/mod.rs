@@ -4,8 +4,11 @@ mod access;
 mod discovery;
 mod http;
 mod objects;
+mod openapi;
 mod pod_logs;
+mod protobuf;
 mod request_log;
+mod reviews;
 mod route;
 mod tls;
 mod watch;
@@ -21,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 pub use access::ForbidRule;
+pub use discovery::KUBERNETES_VERSION;
 pub use tls::kubeconfig;
 
 use crate::faults::{FaultRule, Faults};
@@ -52,6 +56,7 @@ pub(crate) struct App {
     pub forbid: Vec<ForbidRule>,
     pub url: String,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
+    pub openapi: openapi::Cache,
 }
 
 /// Why a server could not start.
@@ -137,6 +142,7 @@ pub async fn start(store: Arc<Store>, config: ServerConfig) -> Result<RunningSer
         forbid: config.forbid,
         url: url.clone(),
         shutdown,
+        openapi: openapi::Cache::default(),
     });
     let acceptor = tokio_rustls::TlsAcceptor::from(identity.tls);
     let task = tokio::spawn(accept_loop(listener, acceptor, app.clone()));

@@ -9,7 +9,8 @@ use serde_json::{Value, json};
 
 use super::http::{Body, Req, error, json as json_body, json_value};
 use super::route::ResourcePath;
-use super::{App, pod_logs, watch};
+use super::{App, openapi, pod_logs, watch};
+use crate::openapi::validate;
 use crate::patch::{self, PatchType};
 use crate::resources::{Registry, ResourceType};
 use crate::selector::{FieldSelector, LabelSelector};
@@ -143,7 +144,7 @@ pub async fn serve(
         (_, Some(name), Some("scale")) => update_scale(app, rt, &ns, name, &req),
         ("get", Some(name), _) => get(app, rt, &ns, name, &req),
         ("update", Some(name), Some("status")) => update_status(app, rt, &ns, name, &req, None),
-        ("patch", Some(name), Some("status")) => match patch_type(&req) {
+        ("patch", Some(name), Some("status")) => match patch_type(rt, &req) {
             Ok(t) => update_status(app, rt, &ns, name, &req, Some(t)),
             Err(e) => Err(e),
         },
@@ -301,8 +302,8 @@ fn list(
     })
 }
 
-/// Parses a request body as JSON (or YAML, when the client says so).
-fn body_object(req: &Req) -> Result<Value, ApiError> {
+/// Parses a request body as JSON (or YAML or protobuf, when the client says so).
+pub fn body_object(req: &Req) -> Result<Value, ApiError> {
     let content_type = req.content_type().split(';').next().unwrap_or("").trim();
     let value: Value = match content_type {
         "" | "application/json" | "*/*" => serde_json::from_slice(&req.body).map_err(|e| {
@@ -315,6 +316,7 @@ fn body_object(req: &Req) -> Result<Value, ApiError> {
                 ApiError::bad_request(format!("the request body is not valid YAML: {e}"))
             })?
         }
+        super::protobuf::MEDIA_TYPE => super::protobuf::decode(&req.body)?,
         other => return Err(ApiError::unsupported_media_type(other)),
     };
     if !value.is_object() {
@@ -382,8 +384,67 @@ fn create(app: &App, rt: &ResourceType, ns: &str, req: &Req) -> Result<Response<
         let suffix: String = uuid::Uuid::new_v4().simple().to_string()[..5].to_string();
         object["metadata"]["name"] = json!(format!("{prefix}{suffix}"));
     }
+    let warnings = validate_fields(app, rt, &object, None, req)?;
     let stored = app.store.create(rt, ns, object, req.dry_run())?;
-    Ok(json_body(StatusCode::CREATED, stored.json.to_vec()))
+    Ok(with_warnings(
+        json_body(StatusCode::CREATED, stored.json.to_vec()),
+        &warnings,
+    ))
+}
+
+/// Server-side field validation (`fieldValidation`): fields the kind's schema does not
+/// declare are an error under `Strict`, warnings under `Warn` (the default, as on the API
+/// server) and nothing under `Ignore`. Fields `before` already had (a snapshot may hold
+/// fields a newer schema dropped) are not the request's doing and are not reported.
+fn validate_fields(
+    app: &App,
+    rt: &ResourceType,
+    object: &Value,
+    before: Option<&Value>,
+    req: &Req,
+) -> Result<Vec<String>, ApiError> {
+    let strict = match req.param("fieldValidation").unwrap_or("Warn") {
+        "Ignore" => return Ok(Vec::new()),
+        "Warn" | "" => false,
+        "Strict" => true,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "fieldValidation must be Ignore, Warn or Strict, not {other:?}"
+            )));
+        }
+    };
+    let Some(schema) = openapi::catalog(app).kind_schema(&rt.group, &rt.version, &rt.kind) else {
+        return Ok(Vec::new());
+    };
+    let mut unknown = validate::unknown_fields(&schema, object);
+    if let Some(before) = before {
+        let had = validate::unknown_fields(&schema, before);
+        unknown.retain(|f| !had.contains(f));
+    }
+    let problems: Vec<String> = unknown
+        .iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    if strict && !problems.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+            problems.join(", "),
+            kind = rt.kind,
+            version = rt.version,
+        )));
+    }
+    Ok(problems)
+}
+
+/// Adds `Warning: 299 - "..."` headers, as the API server reports warnings.
+fn with_warnings(mut r: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        let escaped = w.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(v) = http::HeaderValue::from_str(&format!("299 - \"{escaped}\"")) {
+            r.headers_mut().append(http::header::WARNING, v);
+        }
+    }
+    r
 }
 
 fn check_name(rt: &ResourceType, name: &str, object: &Value) -> Result<(), ApiError> {
@@ -408,23 +469,42 @@ fn update(
     name: &str,
     req: &Req,
 ) -> Result<Response<Body>, ApiError> {
-    let object = conform(rt, ns, body_object(req)?)?;
+    let mut object = conform(rt, ns, body_object(req)?)?;
     check_name(rt, name, &object)?;
+    let current = get_object(app, rt, ns, name)?;
+    record_update(app, &current.value, &mut object, req);
+    let warnings = validate_fields(app, rt, &object, Some(&current.value), req)?;
     let stored = app.store.update(rt, ns, name, object, req.dry_run())?;
-    Ok(json_body(StatusCode::OK, stored.json.to_vec()))
+    Ok(with_warnings(
+        json_body(StatusCode::OK, stored.json.to_vec()),
+        &warnings,
+    ))
 }
 
-fn patch_type(req: &Req) -> Result<PatchType, ApiError> {
+/// The patch type of a request. Custom kinds take no strategic merge patch (there are no
+/// Go types to say how their lists merge), as on the API server.
+fn patch_type(rt: &ResourceType, req: &Req) -> Result<PatchType, ApiError> {
     let content_type = req.content_type();
     if content_type.starts_with("application/apply-patch") {
         return Err(ApiError::with_code(
             415,
             "UnsupportedMediaType",
-            "server-side apply is not supported by kubesim; use a merge, strategic merge or JSON patch (kubectl apply without --server-side)",
+            "kubesim applies server-side only to whole objects, not to their status or scale subresources; send a merge patch",
         ));
     }
-    PatchType::from_content_type(content_type)
-        .ok_or_else(|| ApiError::unsupported_media_type(content_type))
+    let kind = PatchType::from_content_type(content_type)
+        .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
+    if kind == PatchType::Strategic && !crate::openapi::is_builtin(rt) {
+        return Err(ApiError::with_code(
+            415,
+            "UnsupportedMediaType",
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml ({} is a custom kind, which takes no strategic merge patch)",
+                crate::status::qualified(rt)
+            ),
+        ));
+    }
+    Ok(kind)
 }
 
 fn patched(
@@ -449,12 +529,163 @@ fn patch_object(
     name: &str,
     req: &Req,
 ) -> Result<Response<Body>, ApiError> {
-    let kind = patch_type(req)?;
+    if req.content_type().starts_with("application/apply-patch") {
+        return apply_object(app, rt, ns, name, req);
+    }
+    if req.param("force").is_some() {
+        return Err(ApiError::bad_request(
+            "force may be given only with server-side apply (Content-Type application/apply-patch+yaml)",
+        ));
+    }
+    let kind = patch_type(rt, req)?;
     let current = get_object(app, rt, ns, name)?;
-    let object = conform(rt, ns, patched(rt, &current.value, req, kind)?)?;
+    let mut object = conform(rt, ns, patched(rt, &current.value, req, kind)?)?;
     check_name(rt, name, &object)?;
+    record_update(app, &current.value, &mut object, req);
+    let warnings = validate_fields(app, rt, &object, Some(&current.value), req)?;
     let stored = app.store.update(rt, ns, name, object, req.dry_run())?;
-    Ok(json_body(StatusCode::OK, stored.json.to_vec()))
+    Ok(with_warnings(
+        json_body(StatusCode::OK, stored.json.to_vec()),
+        &warnings,
+    ))
+}
+
+/// The manager a write is recorded under: `fieldManager`, or the client's name from its
+/// User-Agent (`kubectl` of `kubectl/v1.32.4 (linux/amd64) ...`), as the API server does.
+fn manager(req: &Req) -> String {
+    match req.param("fieldManager").filter(|m| !m.is_empty()) {
+        Some(m) => m.to_string(),
+        None => {
+            let agent = req
+                .headers
+                .get(http::header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let name: String = agent
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(128)
+                .collect();
+            if name.is_empty() {
+                "unknown".into()
+            } else {
+                name
+            }
+        }
+    }
+}
+
+/// Keeps `metadata.managedFields` across a write that is not an apply, giving the writer
+/// the fields it changed (see `crate::apply`).
+fn record_update(app: &App, old: &Value, new: &mut Value, req: &Req) {
+    let time = crate::snapshot::format_time(app.store.now());
+    crate::apply::record_update(old, new, &manager(req), &time);
+}
+
+/// Server-side apply: creates the object if it does not exist, otherwise merges the
+/// configuration as `crate::apply` describes.
+fn apply_object(
+    app: &App,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    req: &Req,
+) -> Result<Response<Body>, ApiError> {
+    let Some(manager) = req.param("fieldManager").filter(|m| !m.is_empty()) else {
+        return Err(ApiError::bad_request(
+            "PATCH with application/apply-patch+yaml requires the fieldManager query parameter (?fieldManager=NAME)",
+        ));
+    };
+    let force = match req.param("force") {
+        None | Some("" | "false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid value for force: {other:?}; use true or false"
+            )));
+        }
+    };
+    let text = std::str::from_utf8(&req.body)
+        .map_err(|_| ApiError::bad_request("the apply configuration is not UTF-8 text"))?;
+    // YAML 1.2 reads JSON too, which is what most clients send.
+    let config: Value = serde_saphyr::from_str(text).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the apply configuration is not valid YAML or JSON: {e}"
+        ))
+    })?;
+    if !config.is_object() {
+        return Err(ApiError::bad_request(
+            "the apply configuration must be an object",
+        ));
+    }
+    let config = conform(rt, ns, config)?;
+    check_name(rt, name, &config)?;
+    let current = app.store.get(&rt.key(), ns, name);
+    let time = crate::snapshot::format_time(app.store.now());
+    let object = crate::apply::apply(
+        current.as_ref().map(|o| &o.value),
+        &config,
+        manager,
+        force,
+        &time,
+    )
+    .map_err(|e| match e {
+        crate::apply::ApplyError::Invalid(m) => ApiError::bad_request(m),
+        crate::apply::ApplyError::Conflicts(c) => apply_conflict(rt, name, &c),
+    })?;
+    let warnings = validate_fields(app, rt, &object, current.as_ref().map(|o| &o.value), req)?;
+    let (status, stored) = match current {
+        None => (
+            StatusCode::CREATED,
+            app.store.create(rt, ns, object, req.dry_run())?,
+        ),
+        Some(_) => (
+            StatusCode::OK,
+            app.store.update(rt, ns, name, object, req.dry_run())?,
+        ),
+    };
+    Ok(with_warnings(
+        json_body(status, stored.json.to_vec()),
+        &warnings,
+    ))
+}
+
+/// 409 for fields other managers own, worded as the API server words it.
+fn apply_conflict(rt: &ResourceType, name: &str, conflicts: &[crate::apply::Conflict]) -> ApiError {
+    let listed: Vec<String> = conflicts
+        .iter()
+        .map(|c| {
+            format!(
+                "conflict with \"{}\" using {}: {}",
+                c.manager, c.api_version, c.field
+            )
+        })
+        .collect();
+    let message = if conflicts.len() == 1 {
+        format!("Apply failed with 1 conflict: {}", listed.join(""))
+    } else {
+        format!(
+            "Apply failed with {} conflicts: {}",
+            conflicts.len(),
+            listed.join("\n")
+        )
+    };
+    let mut e = ApiError::with_code(409, "Conflict", message);
+    let causes: Vec<Value> = conflicts
+        .iter()
+        .map(|c| {
+            json!({"reason": "FieldManagerConflict",
+                        "message": format!("conflict with \"{}\"", c.manager), "field": c.field})
+        })
+        .collect();
+    let mut details = json!({"name": name, "kind": rt.plural, "causes": causes});
+    if !rt.group.is_empty() {
+        details["group"] = json!(rt.group);
+    }
+    e.details = Some(Box::new(details));
+    e
 }
 
 /// Replaces (PUT) or patches only the `status` of an object.
@@ -480,6 +711,7 @@ fn update_status(
     if let Some(rv) = source.pointer("/metadata/resourceVersion") {
         object["metadata"]["resourceVersion"] = rv.clone();
     }
+    record_update(app, &current.value, &mut object, req);
     let stored = app.store.update(rt, ns, name, object, req.dry_run())?;
     Ok(json_body(StatusCode::OK, stored.json.to_vec()))
 }
@@ -521,7 +753,7 @@ fn update_scale(
     let current = get_object(app, rt, ns, name)?;
     let scale = scale_of(&current.value);
     let new_scale = if req.method == Method::PATCH {
-        patched(rt, &scale, req, patch_type(req)?)?
+        patched(rt, &scale, req, patch_type(rt, req)?)?
     } else {
         body_object(req)?
     };
@@ -542,6 +774,7 @@ fn update_scale(
     if let Some(rv) = new_scale.pointer("/metadata/resourceVersion") {
         object["metadata"]["resourceVersion"] = rv.clone();
     }
+    record_update(app, &current.value, &mut object, req);
     let stored = app.store.update(rt, ns, name, object, req.dry_run())?;
     Ok(ok(scale_of(&stored.value)))
 }

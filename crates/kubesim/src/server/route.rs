@@ -20,6 +20,8 @@ pub enum Route {
         /// Version.
         version: String,
     },
+    /// `/openapi/v2`, `/openapi/v3` and `/openapi/v3/GROUP-VERSION-PATH`.
+    OpenApi(super::openapi::Which),
     /// A resource collection, an object, or an object's subresource.
     Resource(ResourcePath),
     /// Anything else.
@@ -53,6 +55,9 @@ pub fn parse(path: &str) -> Route {
     match segs.as_slice() {
         ["version"] => Route::Version,
         ["healthz" | "livez" | "readyz", ..] => Route::Health,
+        ["openapi", "v2"] => Route::OpenApi(super::openapi::Which::V2),
+        ["openapi", "v3"] => Route::OpenApi(super::openapi::Which::V3Root),
+        ["openapi", "v3", rest @ ..] => Route::OpenApi(super::openapi::Which::V3(rest.join("/"))),
         ["api"] => Route::Api,
         ["apis"] => Route::Apis,
         ["api", version] => Route::GroupVersion {
