@@ -243,3 +243,36 @@ async fn metrics_are_millicores_and_bytes() {
     assert_eq!(raw[0]["kind"], json!("NodeMetrics"));
     let _: &Value = &raw[0]["usage"]["cpu"];
 }
+
+#[tokio::test]
+async fn kinds_are_typed_from_the_clusters_own_openapi() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("crd.yaml"),
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widgets.example.com}\nspec:\n  group: example.com\n  scope: Namespaced\n  names: {kind: Widget, plural: widgets, singular: widget, shortNames: [wd]}\n  versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      openAPIV3Schema:\n        type: object\n        properties:\n          spec:\n            type: object\n            description: What the widget should be.\n            properties:\n              size: {type: integer, description: How big.}\n",
+    )
+    .unwrap();
+    let server = kubesim::serve(
+        kubesim::Snapshot::load(dir.path(), &Default::default()).unwrap(),
+        ServerConfig::default(),
+    )
+    .await
+    .unwrap();
+    let c = Cluster::from_kubeconfig_yaml(&server.kubeconfig(), None, Limits::default()).unwrap();
+    let pod = c.kind_schema("po", None).await.unwrap();
+    assert_eq!((pod.kind.as_str(), pod.api_version.as_str()), ("Pod", "v1"));
+    let root = pod.schema(&pod.root).expect("the kind's own schema");
+    assert!(root.pointer("/properties/spec").is_some(), "{root}");
+    let deploy = c.kind_schema("deployments.apps", None).await.unwrap();
+    assert_eq!(deploy.api_version, "apps/v1");
+    let widget = c.kind_schema("wd", None).await.unwrap();
+    assert_eq!(widget.api_version, "example.com/v1");
+    let root = widget.schema(&widget.root).expect("the CRD's schema");
+    assert_eq!(
+        root.pointer("/properties/spec/properties/size/type"),
+        Some(&json!("integer")),
+        "{root}"
+    );
+    let e = c.kind_schema("Gadget", None).await.unwrap_err();
+    assert_eq!(e.kind.code(), "NotFound");
+}

@@ -592,3 +592,43 @@ async fn run_code_on(s: &RunningService<RoleClient, ProgressRecorder>, code: &st
         .unwrap();
     r.structured_content.unwrap()
 }
+
+#[tokio::test]
+async fn describe_types_any_kind_from_the_clusters_schema() {
+    let s = session("code").await;
+    let out = run_code(
+        &s,
+        r#"return { pod: await tools.describe("Pod"), field: await tools.describe("deploy.spec.strategy"),
+                   logs: await tools.describe("kubernetes.logs") }"#,
+    )
+    .await;
+    let r = result(&out);
+    let pod = r["pod"].as_str().unwrap();
+    assert!(
+        pod.starts_with("// Pod (v1), from the cluster's OpenAPI schema."),
+        "{pod}"
+    );
+    assert!(
+        pod.contains("interface Pod {") && pod.contains("spec?: PodSpec;"),
+        "{pod}"
+    );
+    assert!(
+        pod.contains("interface PodSpec {") && pod.contains("containers: Container[];"),
+        "{pod}"
+    );
+    assert!(pod.len() < 20_000, "{} characters", pod.len());
+    let field = r["field"].as_str().unwrap();
+    assert!(field.contains("maxSurge?: number | string;"), "{field}");
+    assert!(r["logs"].as_str().unwrap().contains("function logs("));
+    let unknown = run_code(&s, r#"return await tools.describe("Gadget")"#).await;
+    assert_eq!(unknown["ok"], false);
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no kind \"Gadget\""),
+        "{}",
+        unknown["error"]
+    );
+    s.cancel().await.unwrap();
+}
