@@ -234,7 +234,7 @@ fn event_schema() -> Value {
         "message": {"type": "string"},
         "object": {"type": "object", "properties": {"kind": {"type": "string"}, "name": {"type": "string"}, "namespace": {"type": "string"}}, "required": ["kind", "name"]},
         "count": {"type": "integer"}, "first": {"type": "string"}, "last": {"type": "string"}, "source": {"type": "string"}},
-        "required": ["type", "reason", "message", "object", "count", "first", "last"]})
+        "description": "A compact event (`raw: true`: the API's Event; `fields`: only the paths named, and `object`)"})
 }
 
 fn metrics_schema() -> Value {
@@ -245,7 +245,7 @@ fn metrics_schema() -> Value {
         "cpuPercent": {"type": "integer"}, "memoryPercent": {"type": "integer"},
         "containers": {"type": "array", "items": {"type": "object", "properties": {
             "name": {"type": "string"}, "cpuMillicores": usage["cpuMillicores"], "memoryBytes": usage["memoryBytes"]}}}},
-        "required": ["name", "cpuMillicores", "memoryBytes"]})
+        "description": "Usage in millicores and bytes (`raw: true`: the API's PodMetrics/NodeMetrics)"})
 }
 
 fn contexts<'a>(c: &'a Cluster, args: Value, _: ItemSink<'a>) -> HandlerFuture<'a> {
@@ -301,7 +301,8 @@ pub fn all() -> Vec<Function> {
             summary: "Objects of any kind (Pod, deploy, svc, widgets.example.com) in a namespace or all; label/field selectors; fields keeps only the paths you name",
             doc: "Lists objects of any kind the cluster serves, custom resources included; `kind` takes a Kind, plural, short name or plural.group. Without `namespace` the context's namespace is used; `allNamespaces: true` lists everywhere. Every page is read up to `limit`; more than the list cap (20,000 by default) fails and asks to narrow. Returns whole objects (metadata.managedFields removed); `fields: [\"metadata.name\", \"status.phase\"]` keeps only those paths (plus kind, name, namespace); `managers: true` adds metadata.managers (who changed which fields, when); `rows: true` gives one row per object with the columns kubectl get prints. A kind you may not list fails with code Forbidden; an empty list means there are none.",
             input_schema: schema::<ListQuery>(),
-            output_schema: array_of(k8s_object()),
+            output_schema: array_of(json!({"type": "object",
+                "description": "A Kubernetes object (managedFields removed; with `fields`, only the paths named plus apiVersion, kind, name and namespace), or with `rows` one row of kubectl's columns ({name, namespace, ...})"})),
             returns: "K8sObject[]",
             annotations: READ_ONLY,
             shape: Shape::Items,

@@ -71,12 +71,12 @@ impl Trie {
 
 impl View {
     /// The view a call's `fields` and `managers` arguments ask for; checks the paths. An
-    /// object's `kind`, `metadata.name` and `metadata.namespace` are always kept.
+    /// object's `apiVersion`, `kind`, `metadata.name` and `metadata.namespace` are always kept.
     pub fn new(fields: Option<&[String]>, managers: bool) -> Result<View> {
         Self::keeping(
             fields,
             managers,
-            &["kind", "metadata.name", "metadata.namespace"],
+            &["apiVersion", "kind", "metadata.name", "metadata.namespace"],
         )
     }
 
@@ -255,7 +255,7 @@ mod tests {
         let v = View::new(Some(&fields), false).unwrap().apply(pod());
         assert_eq!(
             v,
-            json!({"kind": "Pod", "metadata": {"name": "web-1", "namespace": "shop"},
+            json!({"kind": "Pod", "apiVersion": "v1", "metadata": {"name": "web-1", "namespace": "shop"},
                    "spec": {"containers": [{"image": "a:1"}, {"image": "s:2"}]},
                    "status": {"phase": "Running"}})
         );

@@ -40,7 +40,11 @@ async fn fields_keep_only_the_named_paths() {
     assert!(!listed.is_empty());
     for p in &listed {
         let keys: Vec<&str> = p.as_object().unwrap().keys().map(String::as_str).collect();
-        assert_eq!(keys, ["kind", "metadata", "spec", "status"], "{p}");
+        assert_eq!(
+            keys,
+            ["apiVersion", "kind", "metadata", "spec", "status"],
+            "{p}"
+        );
         let meta: Vec<&str> = p["metadata"]
             .as_object()
             .unwrap()

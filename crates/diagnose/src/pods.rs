@@ -814,6 +814,7 @@ pub(crate) async fn analyze(
         .iter()
         .map(|p| diagnose_pod(p, &events_of(p), now))
         .collect();
+    compare_with_nodes(c, &mut diags, context, report).await;
 
     // References the unhealthy pods' specs name, each checked once.
     let mut refs: BTreeMap<Ref, Vec<(usize, String)>> = BTreeMap::new();
@@ -1048,4 +1049,118 @@ async fn log_tail(
         lines.len(),
         lines.join("\n")
     ))
+}
+
+/// A pod's total requests of one resource (its containers' sum, or its largest init
+/// container's when that is more, as the scheduler counts them).
+fn pod_request(pod: &Value, resource: &str) -> f64 {
+    let of = |c: &Value| {
+        c.pointer(&format!("/resources/requests/{resource}"))
+            .and_then(Value::as_str)
+            .and_then(crate::util::quantity)
+            .unwrap_or(0.0)
+    };
+    let sum: f64 = arr(pod, "/spec/containers").iter().map(of).sum();
+    let init = arr(pod, "/spec/initContainers")
+        .iter()
+        .map(of)
+        .fold(0.0, f64::max);
+    sum.max(init)
+}
+
+/// For pods the scheduler found no room for ("Insufficient cpu/memory"): their requests
+/// against the largest allocatable of the nodes, which tells "the nodes are full" from "no
+/// node is big enough".
+async fn compare_with_nodes(
+    c: &Cluster,
+    diags: &mut [PodDiag],
+    context: Option<&str>,
+    report: &mut Report,
+) {
+    let short = |d: &PodDiag| {
+        d.class == "unschedulable"
+            && d.finding
+                .evidence
+                .iter()
+                .any(|e| e.contains("Insufficient"))
+    };
+    if !diags.iter().any(short) {
+        return;
+    }
+    let nodes = match c
+        .list(&ListQuery {
+            kind: "nodes".into(),
+            fields: Some(vec!["status.allocatable".into()]),
+            context: context.map(str::to_string),
+            ..Default::default()
+        })
+        .await
+    {
+        Ok(n) => n,
+        Err(e) => {
+            report.check(format!(
+                "nodes could not be read ({}): requests not compared with allocatable",
+                e.kind.code()
+            ));
+            return;
+        }
+    };
+    report.check(format!(
+        "allocatable of {} nodes against the requests of unschedulable pods",
+        nodes.len()
+    ));
+    let largest = |resource: &str| {
+        nodes
+            .iter()
+            .filter_map(|n| {
+                let q = n
+                    .pointer(&format!("/status/allocatable/{resource}"))
+                    .and_then(Value::as_str)
+                    .and_then(crate::util::quantity)?;
+                Some((q, s(n, "/metadata/name").to_string()))
+            })
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+    };
+    let show = |resource: &str, q: f64| {
+        if resource == "cpu" {
+            crate::util::millicores(q)
+        } else {
+            crate::util::bytes(q)
+        }
+    };
+    for d in diags.iter_mut().filter(|d| short(d)) {
+        let mut too_big = Vec::new();
+        let mut parts = Vec::new();
+        for resource in ["cpu", "memory"] {
+            let wanted = pod_request(&d.pod, resource);
+            let Some((most, node)) = largest(resource) else {
+                continue;
+            };
+            parts.push(format!(
+                "{resource} {} (largest node allocatable: {} on {node})",
+                show(resource, wanted),
+                show(resource, most)
+            ));
+            if wanted > most {
+                too_big.push(format!(
+                    "{resource} {} > {}",
+                    show(resource, wanted),
+                    show(resource, most)
+                ));
+            }
+        }
+        if !parts.is_empty() {
+            d.finding
+                .evidence(format!("the pod requests {}", parts.join(", ")));
+        }
+        if !too_big.is_empty() {
+            d.finding
+                .problem
+                .push_str(&format!(": no node is big enough ({})", too_big.join(", ")));
+            d.finding.hint = Some(format!(
+                "No node can ever fit this pod, however empty: lower its requests ({}) or add a node larger than that; waiting or evicting other pods will not help",
+                too_big.join(", ")
+            ));
+        }
+    }
 }

@@ -138,7 +138,7 @@ pub async fn workload(c: &Cluster, q: &WorkloadQuery) -> Result<Report, ClusterE
             line.push_str(&format!(", created {}", at(now, &r.created)));
         }
         if let Some(p) = &r.pods {
-            line.push_str(&format!(", {p} pods ready"));
+            line.push_str(&format!(", {p}"));
         }
         if !r.change_cause.is_empty() {
             line.push_str(&format!(", change-cause: {}", cut(&r.change_cause, 80)));
@@ -453,9 +453,10 @@ async fn revisions(
                     template: o.pointer("/spec/template").cloned().unwrap_or(Value::Null),
                     created: s(&o, "/metadata/creationTimestamp").to_string(),
                     pods: Some(format!(
-                        "{}/{}",
-                        int(&o, "/status/readyReplicas").unwrap_or(0),
-                        int(&o, "/spec/replicas").unwrap_or(0)
+                        "{} of {} desired pods exist, {} ready",
+                        int(&o, "/status/replicas").unwrap_or(0),
+                        int(&o, "/spec/replicas").unwrap_or(0),
+                        int(&o, "/status/readyReplicas").unwrap_or(0)
                     )),
                     change_cause: s(&o, &format!("{annotations}kubernetes.io~1change-cause"))
                         .to_string(),

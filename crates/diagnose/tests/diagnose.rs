@@ -570,6 +570,12 @@ async fn pods_finds_every_planted_failure_and_no_distractor() {
         trainer.contains("cannot be scheduled") && trainer.contains("Insufficient cpu"),
         "{trainer}"
     );
+    // 64 CPUs asked of nodes that allocate at most 16: no node is big enough, however empty.
+    assert!(
+        trainer.contains("no node is big enough (cpu 64000m > ")
+            && trainer.contains("largest node allocatable"),
+        "{trainer}"
+    );
     let tsdb = text(one(&r, "Pod", "timescaledb-0"));
     assert!(
         tsdb.contains("PersistentVolumeClaim data-timescaledb-0 is Pending"),

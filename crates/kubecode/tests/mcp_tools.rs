@@ -29,12 +29,31 @@ async fn demo() -> Session {
 }
 
 async fn call(s: &Session, tool: &str, args: Value) -> CallToolResult {
-    let Value::Object(map) = args else {
+    let Value::Object(map) = args.clone() else {
         panic!("arguments must be an object")
     };
-    s.call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(map))
+    let r = s
+        .call_tool(CallToolRequestParams::new(tool.to_string()).with_arguments(map))
         .await
-        .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"))
+        .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"));
+    // What a strict client (the official Python SDK) checks: a result conforms to the
+    // tool's own outputSchema, whatever the arguments asked for.
+    if r.is_error != Some(true)
+        && let Some(content) = &r.structured_content
+    {
+        let tools = s.list_all_tools().await.unwrap();
+        let schema = tools
+            .iter()
+            .find(|t| t.name == tool)
+            .and_then(|t| t.output_schema.clone())
+            .unwrap_or_else(|| panic!("{tool} has no outputSchema"));
+        let validator = jsonschema::validator_for(&Value::Object((*schema).clone()))
+            .unwrap_or_else(|e| panic!("{tool}'s outputSchema does not compile: {e}"));
+        if let Err(e) = validator.validate(content) {
+            panic!("{tool} {args}: the result does not conform to the outputSchema: {e}");
+        }
+    }
+    r
 }
 
 fn structured(r: &CallToolResult) -> &Value {
@@ -230,6 +249,23 @@ async fn every_tool_answers_on_the_demo() {
     )
     .await;
     assert_eq!(structured(&d)["spec"]["replicas"], 1);
+    // Some fields only, and the API's own objects: still what the outputSchema says.
+    let some = call(
+        &s,
+        "kube_get",
+        json!({"kind": "deploy", "name": "storefront", "namespace": "shop", "fields": ["spec.replicas"], "managers": true}),
+    )
+    .await;
+    assert_eq!(structured(&some)["spec"], json!({"replicas": 1}));
+    let reasons = call(
+        &s,
+        "kube_events",
+        json!({"namespace": "ml", "fields": ["reason"]}),
+    )
+    .await;
+    assert!(structured(&reasons)["items"][0]["reason"].is_string());
+    let raw = call(&s, "kube_metrics", json!({"kind": "Node", "raw": true})).await;
+    assert_eq!(structured(&raw)["items"][0]["kind"], "NodeMetrics");
     let logs = call(
         &s,
         "kube_logs",

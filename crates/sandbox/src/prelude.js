@@ -117,15 +117,17 @@
     delete(key) { return stateDelete(String(key)); },
   };
 
-  // Awaits promises anywhere inside the returned value.
-  async function deep(value, seen) {
+  // Awaits promises anywhere inside the returned value. An object that appears twice is
+  // written twice (as JSON.stringify does); only a cycle (an object inside itself, found by
+  // walking up the chain of its containers) becomes null.
+  async function deep(value, up) {
     value = await value;
     if (value === null || typeof value !== "object") return value;
-    if (seen.has(value)) return null;
-    seen.add(value);
-    if (Array.isArray(value)) return Promise.all(value.map((v) => deep(v, seen)));
+    for (let c = up; c; c = c.up) if (c.value === value) return null;
+    const here = { value, up };
+    if (Array.isArray(value)) return Promise.all(value.map((v) => deep(v, here)));
     const out = {};
-    for (const key of Object.keys(value)) out[key] = await deep(value[key], seen);
+    for (const key of Object.keys(value)) out[key] = await deep(value[key], here);
     return out;
   }
 
@@ -181,7 +183,7 @@
   define("sleep", (ms) => sleepHost(Number(ms) || 0));
   define("state", Object.freeze(stateObject));
   define("__finish", async (body) => {
-    const result = await deep(body, new WeakSet());
+    const result = await deep(body, null);
     return JSON.stringify(result === undefined ? null : result);
   });
 })(globalThis, globalThis.__paths);

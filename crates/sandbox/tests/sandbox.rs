@@ -326,3 +326,20 @@ async fn cancellation_stops_a_busy_program_and_progress_is_reported() {
         "progress after each settled call: {seen:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_returned_twice_is_written_twice_and_only_cycles_become_null() {
+    let o = run("const pod = { name: 'p', status: { phase: 'Pending' } };
+         const loop: any = { name: 'loop' }; loop.self = loop;
+         return { a: pod, b: [pod, pod.status], c: await Promise.resolve(pod), loop };")
+    .await;
+    assert_eq!(
+        ok(&o),
+        &serde_json::json!({
+            "a": {"name": "p", "status": {"phase": "Pending"}},
+            "b": [{"name": "p", "status": {"phase": "Pending"}}, {"phase": "Pending"}],
+            "c": {"name": "p", "status": {"phase": "Pending"}},
+            "loop": {"name": "loop", "self": null}
+        })
+    );
+}
