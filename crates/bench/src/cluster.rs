@@ -75,7 +75,7 @@ pub fn snapshot(scenario: &Scenario, background: &Background) -> anyhow::Result<
         }
         b.build()
     };
-    let overlay = scenario.dir.join("snapshot");
+    let overlay = scenario.cluster_dir.join("snapshot");
     if overlay.is_dir() {
         let options = LoadOptions {
             lenient: false,

@@ -33,6 +33,10 @@ pub struct Scenario {
     /// The directory it was read from.
     #[serde(skip)]
     pub dir: PathBuf,
+    /// The directory whose `snapshot/` is laid over the built cluster: its own, or that of
+    /// the scenario named by `cluster.sameAs`.
+    #[serde(skip)]
+    pub cluster_dir: PathBuf,
 }
 
 /// An expected finding: a text, or texts of which any one will do (the two modes may word
@@ -80,6 +84,9 @@ pub struct Step {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ClusterSpec {
+    /// The cluster of another scenario (by name): the same question asked another way, or
+    /// another question about the same cluster. Nothing else may be given with it.
+    pub same_as: Option<String>,
     /// The embedded demo cluster.
     #[serde(default)]
     pub demo: bool,
@@ -185,14 +192,38 @@ pub fn load_all(dir: &Path, only: &[String]) -> anyhow::Result<Vec<Scenario>> {
         .filter(|p| p.join("scenario.yaml").is_file())
         .collect();
     dirs.sort();
-    let mut out = Vec::new();
+    let mut all = Vec::new();
     for d in dirs {
         let mut s: Scenario = read_yaml(&d.join("scenario.yaml"))?;
+        s.cluster_dir = d.clone();
         s.dir = d;
-        if only.is_empty() || only.contains(&s.name) {
-            out.push(s);
-        }
+        all.push(s);
     }
+    // `sameAs`: the named scenario's cluster, built from its spec and its snapshot/.
+    let clusters: Vec<(String, ClusterSpec, PathBuf)> = all
+        .iter()
+        .map(|s| (s.name.clone(), s.cluster.clone(), s.dir.clone()))
+        .collect();
+    for s in &mut all {
+        let Some(other) = s.cluster.same_as.clone() else {
+            continue;
+        };
+        let Some((_, spec, dir)) = clusters
+            .iter()
+            .find(|(name, spec, _)| *name == other && spec.same_as.is_none())
+        else {
+            bail!(
+                "{}: cluster.sameAs names {other:?}, which is no scenario with a cluster of its own",
+                s.dir.display()
+            );
+        };
+        s.cluster = spec.clone();
+        s.cluster_dir = dir.clone();
+    }
+    let out: Vec<Scenario> = all
+        .into_iter()
+        .filter(|s| only.is_empty() || only.contains(&s.name))
+        .collect();
     if let Some(missing) = only.iter().find(|n| !out.iter().any(|s| &&s.name == n)) {
         bail!("no scenario named {missing:?} under {}", dir.display());
     }
