@@ -162,6 +162,11 @@ pub async fn helm_drift(c: &Cluster, q: &HelmDriftQuery) -> Result<Report, Clust
             }
             f.evidence(line);
         }
+        if managers.is_empty() {
+            f.evidence(
+                "the live object records no field managers (metadata.managedFields is empty): who changed it cannot be told from the cluster",
+            );
+        }
         if drifts.len() > MAX_DRIFTS {
             f.evidence(format!("and {} more fields", drifts.len() - MAX_DRIFTS));
         }

@@ -519,6 +519,9 @@ fn diagnose_pod(pod: &Value, events: &[&Event], now: DateTime<Utc>) -> PodDiag {
     for e in evidence.into_iter().chain(decisive) {
         finding.evidence(e);
     }
+    if !arr(pod, "/metadata/ownerReferences").is_empty() {
+        finding.evidence(format!("owned by {}", owner(pod)));
+    }
     if let Some(h) = hints.into_iter().next() {
         finding = finding.hint(h);
     }

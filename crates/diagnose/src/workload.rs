@@ -173,6 +173,14 @@ pub async fn workload(c: &Cluster, q: &WorkloadQuery) -> Result<Report, ClusterE
         if !stuck {
             report.check(line);
         }
+    } else if let [only] = revisions.as_slice() {
+        // Said outright: "what changed in the last deploy" has no answer in the cluster.
+        let line = format!(
+            "only revision {} exists: no earlier pod template to compare with (nothing to roll back to)",
+            only.number
+        );
+        evidence.push(line.clone());
+        report.check(line);
     }
 
     // Why the newest revision does not progress: the controller's events (FailedCreate, quota).

@@ -5,77 +5,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+#[path = "support/kubectl.rs"]
+mod support;
+
+use std::path::Path;
 use std::process::Command;
 
-use kubesim::{RunningServer, ServerConfig, Snapshot};
-
-struct Kubectl {
-    _server: RunningServer,
-    dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
-}
-
-fn kubectl_available() -> bool {
-    if std::env::var_os("KUBESIM_SKIP_KUBECTL").is_some() {
-        return false;
-    }
-    match Command::new("kubectl")
-        .arg("version")
-        .arg("--client")
-        .output()
-    {
-        Ok(o) if o.status.success() => true,
-        _ => panic!(
-            "kubectl is not installed: run .ci/run (it installs it) or set KUBESIM_SKIP_KUBECTL=1"
-        ),
-    }
-}
-
-impl Kubectl {
-    async fn serve(snapshot: Snapshot, config: ServerConfig) -> Kubectl {
-        let server = kubesim::serve(snapshot, config)
-            .await
-            .expect("server starts");
-        let dir = tempfile::tempdir().unwrap();
-        let kubeconfig = dir.path().join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig).unwrap();
-        Kubectl {
-            _server: server,
-            dir,
-            kubeconfig,
-        }
-    }
-
-    /// Runs kubectl; returns (success, stdout, stderr).
-    async fn run(&self, args: &[&str]) -> (bool, String, String) {
-        let kubeconfig = self.kubeconfig.clone();
-        let cache = self.dir.path().join("cache");
-        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        tokio::task::spawn_blocking(move || {
-            let out = Command::new("kubectl")
-                .args(&args)
-                .arg("--request-timeout=20s")
-                .arg(format!("--cache-dir={}", cache.display()))
-                .env("KUBECONFIG", &kubeconfig)
-                .output()
-                .expect("kubectl runs");
-            (
-                out.status.success(),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
-        })
-        .await
-        .unwrap()
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let (ok, out, err) = self.run(args).await;
-        assert!(ok, "kubectl {args:?} failed: {err}");
-        out
-    }
-}
+use kubesim::{ServerConfig, Snapshot};
+use support::{Kubectl, available as kubectl_available};
 
 fn first_pod(table: &str, prefix: &str) -> String {
     table
