@@ -75,7 +75,7 @@ pub(crate) fn functions() -> Vec<Function> {
         Function {
             path: "diagnose.workload",
             tool_name: "diagnose_workload",
-            summary: "Why a Deployment/StatefulSet/DaemonSet rollout is stuck: replicas, conditions, revision diff, quota, pods",
+            summary: "Why a Deployment/StatefulSet/DaemonSet rollout is stuck: conditions, revision diff, quota, pods",
             doc: doc!(
                 "Reads a workload's rollout: desired/updated/ready/available replicas, conditions (ProgressDeadlineExceeded, ReplicaFailure), its revisions (ReplicaSets or ControllerRevisions) and what changed in the pod template between the newest two (image, env, resources, ...), the controller's FailedCreate events and the ResourceQuota they name, and its pods' problems as diagnose.pods finds them. `kind` takes any spelling (Deployment, deploy, sts, ds)."
             ),
@@ -92,7 +92,7 @@ pub(crate) fn functions() -> Vec<Function> {
         Function {
             path: "diagnose.service",
             tool_name: "diagnose_service",
-            summary: "Whether a Service reaches its pods: selector vs pod labels, ready endpoints, target ports",
+            summary: "Whether a Service reaches its pods: selector vs labels, endpoints, target ports",
             doc: doc!(
                 "Checks a Service's selector against the pods of its namespace (when none match: the pods whose labels come closest), its ready and not-ready endpoints (EndpointSlices, else Endpoints), and each targetPort (named or numbered) against the selected pods' container ports."
             ),
@@ -126,7 +126,7 @@ pub(crate) fn functions() -> Vec<Function> {
         Function {
             path: "diagnose.nodes",
             tool_name: "diagnose_nodes",
-            summary: "Node problems: NotReady, memory/disk/PID pressure, cordons, taints, requests vs allocatable",
+            summary: "Node problems: NotReady, pressure, cordons, taints, requests vs allocatable",
             doc: doc!(
                 "Examines every node: the Ready condition (False or Unknown) and the pods on nodes that are not Ready, MemoryPressure/DiskPressure/PIDPressure/NetworkUnavailable, cordons and taints (the control-plane taint is expected), and the sum of its pods' CPU and memory requests against its allocatable (over-committed)."
             ),

@@ -298,7 +298,7 @@ pub fn all() -> Vec<Function> {
         Function {
             path: "kubernetes.list",
             tool_name: "kube_list",
-            summary: "Objects of any kind (Pod, deploy, svc, widgets.example.com) in a namespace or all; label/field selectors; fields keeps only the paths you name",
+            summary: "Objects of any kind (Pod, deploy, widgets.example.com), one namespace or all; selectors; fields keeps only the paths named",
             doc: "Lists objects of any kind the cluster serves, custom resources included; `kind` takes a Kind, plural, short name or plural.group. Without `namespace` the context's namespace is used; `allNamespaces: true` lists everywhere. Every page is read up to `limit`; more than the list cap (20,000 by default) fails and asks to narrow. Returns whole objects (metadata.managedFields removed); `fields: [\"metadata.name\", \"status.phase\"]` keeps only those paths (plus kind, name, namespace); `managers: true` adds metadata.managers (who changed which fields, when); `rows: true` gives one row per object with the columns kubectl get prints. A kind you may not list fails with code Forbidden; an empty list means there are none.",
             input_schema: schema::<ListQuery>(),
             output_schema: array_of(json!({"type": "object",
@@ -329,7 +329,7 @@ pub fn all() -> Vec<Function> {
         Function {
             path: "kubernetes.logs",
             tool_name: "kube_logs",
-            summary: "A pod's container log, or those of every pod a labelSelector matches; grep (Rust regex) with context lines, head, tail",
+            summary: "A container's log, or every matching pod's (labelSelector); grep (Rust regex) with context lines, head, tail",
             doc: "Reads a container's log. Without tailLines or head the whole log comes back, cut to the output cap (its end kept). `container` may be omitted when the pod has one (or names a default); otherwise the error lists them. `previous: true` reads the last terminated instance (why it crashed). `grep` is a Rust regex (no look-around, no backreferences) matched against each line; `context: N` adds N lines around each match; head/tailLines keep the first/last N matches. `labelSelector` instead of `name` reads up to 20 matching pods, one block per pod headed `==> pod/NAME <==`, the last 100 lines each unless tailLines or head is given; a pod without a log says why in its block.",
             input_schema: schema::<LogsQuery>(),
             output_schema: json!({"type": "string"}),
@@ -374,7 +374,7 @@ pub fn all() -> Vec<Function> {
         Function {
             path: "kubernetes.explain",
             tool_name: "kube_explain",
-            summary: "A kind's fields as TypeScript, from the cluster's OpenAPI schema (custom resources too); `Pod.spec.containers` for one field",
+            summary: "A kind's fields as TypeScript from the cluster's OpenAPI (CRDs too); kind \"Pod.spec.containers\" for one field",
             doc: "Returns the TypeScript declaration of a kind as this cluster serves it (from its /openapi/v3), with a short doc per field and the types it uses; types beyond the answer's budget are named, to be asked for by field path (`kind: \"pods.spec.containers\"` or `field: \"spec.containers\"`), as kubectl explain takes them.",
             input_schema: schema::<ExplainQuery>(),
             output_schema: json!({"type": "string"}),

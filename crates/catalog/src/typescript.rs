@@ -19,7 +19,7 @@ type HelmRelease = { name: string; namespace: string; revision: number; status: 
 type Report = { findings: { object: { kind: string; name: string; namespace?: string }; problem: string; evidence: string[]; hint?: string }[]; checked: string[] };\n";
 
 /// The same types in one line each, short: what the code-mode description carries.
-pub const TYPES_BRIEF: &str = "Types: K8sObject = Kubernetes JSON (managedFields removed); Event = {type, reason, message, object: {kind, name, namespace}, count, first, last, source}; Usage = {name, namespace, cpuMillicores, memoryBytes, containers[], cpuPercent?, memoryPercent?}; HelmRelease = {name, namespace, revision, status, chart, appVersion, updated}; Report = {findings: {object: {kind, name, namespace}, problem, evidence: string[], hint?}[], checked: string[]}.";
+pub const TYPES_BRIEF: &str = "Types: K8sObject = Kubernetes JSON (no managedFields); Event = {type, reason, message, object: {kind, name, namespace}, count, first, last}; Usage = {name, namespace, cpuMillicores, memoryBytes, containers?}; HelmRelease = {name, namespace, revision, status, chart, appVersion}; Report = {findings: {object, problem, evidence[], hint?}[], checked[]}.";
 
 fn is_k8s_object(schema: &Value) -> bool {
     schema

@@ -66,8 +66,8 @@ impl sandbox::Host for CatalogHost {
 }
 
 const RUN_CODE: &str = "Run a TypeScript/JavaScript program next to the cluster and get only what it returns. \
-The body runs as an async function: use top-level await and return. Every tools.* call is async (await it; \
-Promise.all for parallel calls). Globals: tools, console, sleep(ms), state (get/set/keys/delete, kept per session) \
+The body is an async function: use top-level await and return; await every tools.* call (Promise.all for \
+parallel calls). Globals: tools, console, sleep(ms), state (get/set/keys/delete, kept per session) \
 and ECMAScript built-ins; no require, import, fetch or timers. Filter, join and summarize in the program and \
 return a small JSON value (the answer is cut beyond {LIMIT} characters). Errors from calls carry e.code (NotFound, \
 Forbidden, BadInput, ...). Secret values are [secret:FINGERPRINT] tokens wherever they appear (Secrets, env, logs, \
