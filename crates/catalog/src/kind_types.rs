@@ -275,6 +275,106 @@ pub fn declaration(k: &KindSchema, field: Option<&str>) -> Result<String, Cluste
     Ok(w.out)
 }
 
+/// The kinds typed without a cluster (from the schema of the Kubernetes version k8s-openapi
+/// carries): those programs most often list or get, each with the spellings that name it.
+const TYPED_KINDS: &[(&str, &[&str])] = &[
+    ("Pod", &["Pod", "pods", "pod", "po"]),
+    (
+        "Deployment",
+        &["Deployment", "deployments", "deployment", "deploy"],
+    ),
+    (
+        "ReplicaSet",
+        &["ReplicaSet", "replicasets", "replicaset", "rs"],
+    ),
+    (
+        "StatefulSet",
+        &["StatefulSet", "statefulsets", "statefulset", "sts"],
+    ),
+    ("DaemonSet", &["DaemonSet", "daemonsets", "daemonset", "ds"]),
+    ("Job", &["Job", "jobs", "job"]),
+    ("Service", &["Service", "services", "service", "svc"]),
+    ("Node", &["Node", "nodes", "node", "no"]),
+    ("ConfigMap", &["ConfigMap", "configmaps", "configmap", "cm"]),
+    (
+        "PersistentVolumeClaim",
+        &["PersistentVolumeClaim", "persistentvolumeclaims", "pvc"],
+    ),
+];
+
+/// `kubecode://types/kinds.d.ts`: `interface Kinds` (spelling → type) and the declarations of
+/// [`TYPED_KINDS`], so that `list`/`get` with a literal kind are typed. Generated from
+/// k8s-openapi's schemas (the same data kubesim serves); a live cluster's own schema, custom
+/// resources included, comes from `tools.describe(kind)`.
+pub fn builtin_declarations() -> String {
+    use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core};
+    use schemars::JsonSchema;
+    let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();
+    let mut roots = Vec::new();
+    let mut add = |kind: &str, name: std::borrow::Cow<'static, str>| {
+        roots.push((kind.to_string(), name.into_owned()))
+    };
+    generator.subschema_for::<core::Pod>();
+    add("Pod", core::Pod::schema_name());
+    generator.subschema_for::<apps::Deployment>();
+    add("Deployment", apps::Deployment::schema_name());
+    generator.subschema_for::<apps::ReplicaSet>();
+    add("ReplicaSet", apps::ReplicaSet::schema_name());
+    generator.subschema_for::<apps::StatefulSet>();
+    add("StatefulSet", apps::StatefulSet::schema_name());
+    generator.subschema_for::<apps::DaemonSet>();
+    add("DaemonSet", apps::DaemonSet::schema_name());
+    generator.subschema_for::<batch::Job>();
+    add("Job", batch::Job::schema_name());
+    generator.subschema_for::<core::Service>();
+    add("Service", core::Service::schema_name());
+    generator.subschema_for::<core::Node>();
+    add("Node", core::Node::schema_name());
+    generator.subschema_for::<core::ConfigMap>();
+    add("ConfigMap", core::ConfigMap::schema_name());
+    generator.subschema_for::<core::PersistentVolumeClaim>();
+    add(
+        "PersistentVolumeClaim",
+        core::PersistentVolumeClaim::schema_name(),
+    );
+    let schemas = Value::Object(generator.take_definitions(true));
+    let k = KindSchema {
+        kind: String::new(),
+        api_version: String::new(),
+        root: String::new(),
+        schemas: std::sync::Arc::new(schemas),
+    };
+    let mut w = Writer {
+        k: &k,
+        out: String::from(
+            "// Built-in kinds as Kubernetes defines them (k8s-openapi's schema); tools.describe(kind) gives the\n// cluster's own, custom resources included. list/get return them with metadata.managedFields removed.\n",
+        ),
+        queued: HashSet::new(),
+        queue: VecDeque::new(),
+        not_expanded: Vec::new(),
+    };
+    w.out.push_str("interface Kinds {\n");
+    for (kind, spellings) in TYPED_KINDS {
+        for s in *spellings {
+            w.out.push_str(&format!("  {s:?}: {kind};\n"));
+        }
+    }
+    w.out.push_str("}\n");
+    for (kind, name) in &roots {
+        if let Some(schema) = k.schema(name) {
+            w.queued.insert(name.clone());
+            w.interface(kind, schema);
+        }
+    }
+    // Every type the kinds use, however deep: this is a resource, not a tool description.
+    while let Some((short, name)) = w.queue.pop_front() {
+        if let Some(s) = k.schema(&name) {
+            w.interface(&short, s);
+        }
+    }
+    w.out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +418,48 @@ mod tests {
             d.contains("interface ObjectMeta {\n  name?: string;  // Name must be unique.\n}"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn built_in_kinds_are_declared_with_every_type_they_use() {
+        let d = builtin_declarations();
+        assert!(
+            d.contains("interface Kinds {\n  \"Pod\": Pod;"),
+            "{}",
+            &d[..400]
+        );
+        assert!(d.contains("  \"deploy\": Deployment;"));
+        for declared in [
+            "interface Pod {",
+            "interface PodSpec {",
+            "interface Container {",
+            "interface ObjectMeta {",
+            "interface DeploymentSpec {",
+        ] {
+            assert!(d.contains(declared), "{declared}");
+        }
+        // Every named type a field uses is declared (checked with `tsc --strict --lib es2022`
+        // together with the function declarations when this was written).
+        let declared: HashSet<&str> = d
+            .lines()
+            .filter_map(|l| l.strip_prefix("interface "))
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        for line in d
+            .lines()
+            .filter(|l| l.starts_with("  ") && l.contains(": "))
+        {
+            let ty = line.split_once(": ").map_or("", |(_, t)| t);
+            let ty = ty.split(';').next().unwrap_or("");
+            for word in ty.split(|c: char| !c.is_ascii_alphanumeric()) {
+                if word.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && word != "Record" {
+                    assert!(
+                        declared.contains(word),
+                        "{word} is used but not declared: {line}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -164,10 +164,29 @@ pub fn declaration(f: &Function) -> String {
     } else {
         f.returns.to_string()
     };
-    format!(
+    let generic = format!(
         "{doc}function {name}({}): Promise<{returns}>;",
         parameters(f)
-    )
+    );
+    match typed_overload(f, name) {
+        Some(overload) => format!("{overload}\n{generic}"),
+        None => generic,
+    }
+}
+
+/// For a function that returns objects of the kind it is given (`list`, `get`): the overload
+/// that types the result by a literal kind, through `Kinds` (`kubecode://types/kinds.d.ts`).
+fn typed_overload(f: &Function, name: &str) -> Option<String> {
+    let element = match f.returns {
+        "K8sObject" => "Kinds[K]",
+        "K8sObject[]" => "Kinds[K][]",
+        _ => return None,
+    };
+    f.input_schema.pointer("/properties/kind")?;
+    let args = ts_type(&f.input_schema).replacen("kind: string", "kind: K", 1);
+    Some(format!(
+        "/** With a literal kind (\"Pod\", \"deploy\", ...) the result is typed: `Kinds` in kubecode://types/kinds.d.ts. */\nfunction {name}<K extends keyof Kinds>(a: {args}): Promise<{element}>;"
+    ))
 }
 
 impl Catalog {
@@ -201,6 +220,11 @@ impl Catalog {
         out
     }
 
+    /// The declarations of the built-in kinds `list`/`get` are typed with (`Kinds`).
+    pub fn kind_declarations(&self) -> String {
+        crate::kind_types::builtin_declarations()
+    }
+
     /// The declaration of one function by path, with the shared types it refers to.
     pub fn describe(&self, path: &str) -> Option<String> {
         self.by_path(path)
@@ -231,6 +255,11 @@ mod tests {
             "{list}"
         );
         assert!(list.contains("): Promise<K8sObject[]>;"), "{list}");
+        assert!(
+            list.contains("function list<K extends keyof Kinds>(a: { kind: K; namespace?: string;")
+                && list.contains("): Promise<Kinds[K][]>;"),
+            "a literal kind types the result: {list}"
+        );
         let logs = c.describe("kubernetes.logs").unwrap();
         assert!(
             logs.contains("Promise<string>") && logs.contains("@param a.grep"),

@@ -396,10 +396,24 @@ async fn declarations_are_resources_and_the_prompt_teaches_by_example() {
         uris,
         [
             "kubecode://types/index.d.ts",
+            "kubecode://types/kinds.d.ts",
             "kubecode://types/kubernetes.d.ts",
             "kubecode://types/helm.d.ts",
             "kubecode://types/diagnose.d.ts"
         ]
+    );
+    // The kinds a literal `kind` types list/get with.
+    let kinds = s
+        .read_resource(rmcp::model::ReadResourceRequestParams::new(
+            "kubecode://types/kinds.d.ts",
+        ))
+        .await
+        .unwrap();
+    let kinds = serde_json::to_string(&kinds).unwrap();
+    assert!(
+        kinds.contains("interface Kinds {") && kinds.contains("interface PodSpec {"),
+        "{}",
+        &kinds[..kinds.len().min(500)]
     );
     let read = s
         .read_resource(rmcp::model::ReadResourceRequestParams::new(

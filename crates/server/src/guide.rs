@@ -52,6 +52,11 @@ pub fn resources(shared: &ServerState) -> ListResourcesResult {
             .with_description("TypeScript declarations of every sandbox function (tools.*)")
             .with_mime_type("application/typescript"),
     ];
+    all.push(
+        Resource::new(format!("{PREFIX}kinds.d.ts"), "kinds.d.ts")
+            .with_description("TypeScript declarations of the built-in kinds list/get are typed with (Pod, Deployment, Service, Node, ...)")
+            .with_mime_type("application/typescript"),
+    );
     for ns in namespaces(shared) {
         all.push(
             Resource::new(format!("{PREFIX}{ns}.d.ts"), format!("{ns}.d.ts"))
@@ -67,6 +72,8 @@ pub fn read(shared: &ServerState, uri: &str) -> Option<ReadResourceResult> {
     let name = uri.strip_prefix(PREFIX)?.strip_suffix(".d.ts")?;
     let text = if name == "index" {
         shared.catalog().declarations(None)
+    } else if name == "kinds" {
+        shared.catalog().kind_declarations()
     } else if namespaces(shared).iter().any(|n| n == name) {
         shared.catalog().declarations(Some(name))
     } else {

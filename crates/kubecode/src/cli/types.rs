@@ -7,7 +7,8 @@ use clap::Args;
 /// Arguments of `kubecode types`.
 #[derive(Debug, Args)]
 pub struct TypesArgs {
-    /// One function (`kubernetes.logs`) or namespace (`helm`); all when absent.
+    /// One function (`kubernetes.logs`), namespace (`helm`), or `kinds` (the built-in kinds
+    /// list/get are typed with); all functions when absent.
     path: Option<String>,
 }
 
@@ -16,6 +17,7 @@ pub fn run(args: TypesArgs) -> anyhow::Result<ExitCode> {
     let catalog = catalog::Catalog::new();
     let text = match args.path.as_deref() {
         None => catalog.declarations(None),
+        Some("kinds") => catalog.kind_declarations(),
         Some(path) => match catalog.describe(path) {
             Some(d) => d,
             None if catalog
