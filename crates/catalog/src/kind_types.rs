@@ -306,7 +306,13 @@ const TYPED_KINDS: &[(&str, &[&str])] = &[
 /// [`TYPED_KINDS`], so that `list`/`get` with a literal kind are typed. Generated from
 /// k8s-openapi's schemas (the same data kubesim serves); a live cluster's own schema, custom
 /// resources included, comes from `tools.describe(kind)`.
-pub fn builtin_declarations() -> String {
+pub fn builtin_declarations() -> &'static str {
+    // The same ~120 KB every time: written once per process, when first asked for.
+    static DECLARATIONS: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECLARATIONS.get_or_init(write_builtin_declarations)
+}
+
+fn write_builtin_declarations() -> String {
     use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, core::v1 as core};
     use schemars::JsonSchema;
     let mut generator = schemars::generate::SchemaSettings::openapi3().into_generator();

@@ -222,7 +222,7 @@ impl Catalog {
 
     /// The declarations of the built-in kinds `list`/`get` are typed with (`Kinds`).
     pub fn kind_declarations(&self) -> String {
-        crate::kind_types::builtin_declarations()
+        crate::kind_types::builtin_declarations().to_string()
     }
 
     /// The declaration of one function by path, with the shared types it refers to.

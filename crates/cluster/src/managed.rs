@@ -21,17 +21,7 @@ impl Cluster {
         path_segment("name", &q.name)?;
         let ctx = self.context(q.context.as_deref()).await?;
         let r = self.resolve(&ctx, &q.kind).await?;
-        let namespace = if r.namespaced {
-            let ns = q
-                .namespace
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| ctx.namespace.clone());
-            path_segment("namespace", &ns)?;
-            Some(ns)
-        } else {
-            None
-        };
+        let namespace = Self::namespace_for(&ctx, &r, &q.namespace, false)?;
         let path = format!("{}/{}", r.collection_path(namespace.as_deref()), q.name);
         let object = ctx.transport.get_json(&path).await?;
         Ok(object

@@ -263,7 +263,7 @@ pub(crate) fn path_segment(field: &str, value: &str) -> Result<()> {
 }
 
 impl Cluster {
-    fn namespace_for(
+    pub(crate) fn namespace_for(
         ctx: &Context,
         r: &ApiResource,
         namespace: &Option<String>,
