@@ -86,6 +86,8 @@ pub struct Session {
 }
 
 struct SessionInner {
+    /// Names the session in audit records (random: it says nothing about the caller).
+    id: String,
     server: Arc<ServerState>,
     redactor: shaping::Redactor,
     state: sandbox::State,
@@ -112,6 +114,7 @@ impl Session {
     pub(crate) fn new(server: Arc<ServerState>, caller: Caller) -> Session {
         Session {
             inner: Arc::new(SessionInner {
+                id: uuid::Uuid::new_v4().simple().to_string(),
                 server,
                 redactor: shaping::Redactor::new(),
                 state: sandbox::State::default(),
@@ -130,6 +133,11 @@ impl Session {
     /// The session's `state` (code mode).
     pub(crate) fn state(&self) -> &sandbox::State {
         &self.inner.state
+    }
+
+    /// The session's id, as audit records name it.
+    pub fn id(&self) -> &str {
+        &self.inner.id
     }
 
     /// Who is calling.
@@ -158,9 +166,20 @@ impl Session {
                 field: None,
             }),
         };
+        let took = started.elapsed();
         self.server()
             .records()
-            .record(f.path, self.caller(), started.elapsed(), outcome.is_ok());
+            .record(f.path, self.caller(), took, outcome.is_ok());
+        if let Some(audit) = self.server().audit() {
+            let mut fields = Map::new();
+            fields.insert("function".into(), Value::String(f.path.to_string()));
+            fields.insert("ms".into(), Value::from(took.as_millis() as u64));
+            fields.insert("ok".into(), Value::Bool(outcome.is_ok()));
+            if let Err(e) = &outcome {
+                fields.insert("code".into(), Value::String(e.code.clone()));
+            }
+            audit.write("call", self.id(), self.caller(), fields);
+        }
         outcome
     }
 

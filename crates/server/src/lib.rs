@@ -6,6 +6,7 @@
 //! validate → policy → learn → handler → shape → filter → record (see `call.rs`). Runs of
 //! programs are shaped and fitted at one place, [`Session::run_program`].
 
+mod audit;
 mod call;
 mod code;
 mod guide;
@@ -27,6 +28,7 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
+pub use audit::AuditLog;
 pub use call::{CallError, Caller, Session, Shaped};
 pub use code::{CatalogHost, RunReport};
 pub use registry::CallEnv;

@@ -9,6 +9,7 @@ use catalog::{Catalog, Function};
 use cluster::{Cluster, ClusterError, ErrorKind};
 
 use crate::Mode;
+use crate::audit::AuditLog;
 use crate::call::{Caller, Session};
 use crate::registry::Registry;
 
@@ -24,6 +25,8 @@ pub struct Options {
     pub max_concurrent_runs: usize,
     /// Where programs run.
     pub isolation: sandbox::Isolation,
+    /// Where audit records go (`--audit-log`), if anywhere.
+    pub audit: Option<Arc<AuditLog>>,
 }
 
 impl Default for Options {
@@ -33,6 +36,7 @@ impl Default for Options {
             limits: sandbox::Limits::default(),
             max_concurrent_runs: 8,
             isolation: sandbox::Isolation::InProcess,
+            audit: None,
         }
     }
 }
@@ -49,6 +53,7 @@ pub struct ServerState {
     registry: Registry,
     policy: Policy,
     records: Records,
+    audit: Option<Arc<AuditLog>>,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -78,6 +83,7 @@ impl ServerState {
                 allow_changes: false,
             },
             records: Records::default(),
+            audit: options.audit,
         })
     }
 
@@ -131,6 +137,11 @@ impl ServerState {
     /// The record stage's counters.
     pub fn records(&self) -> &Records {
         &self.records
+    }
+
+    /// The audit log, when the server keeps one.
+    pub fn audit(&self) -> Option<&AuditLog> {
+        self.audit.as_deref()
     }
 
     /// Where programs run.

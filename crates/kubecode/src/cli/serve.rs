@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// Listen beyond loopback without a token (only behind an authenticating proxy).
     #[arg(long)]
     allow_unauthenticated: bool,
+    /// Append one JSON line per tool call, run, plan and decision to FILE (`-`: standard
+    /// output, HTTP transport only).
+    #[arg(long, value_name = "FILE|-")]
+    audit_log: Option<PathBuf>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -75,7 +79,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     // The demo cluster (if any) runs in this process and lives as long as `connection`.
     let warm = (args.limits.max_concurrent_runs as usize).min(2);
+    let audit = match &args.audit_log {
+        Some(path) if path.as_os_str() == "-" => {
+            if args.transport == Transport::Stdio {
+                bail!(
+                    "--audit-log - would write into the protocol channel: under --transport stdio standard output carries MCP; give a file instead"
+                );
+            }
+            Some(std::sync::Arc::new(server::AuditLog::to_stdout()))
+        }
+        Some(path) => Some(std::sync::Arc::new(
+            server::AuditLog::to_file(path)
+                .with_context(|| format!("cannot open the audit log {}", path.display()))?,
+        )),
+        None => None,
+    };
     let options = server::Options {
+        audit,
         mode,
         limits: args.limits.limits(),
         max_concurrent_runs: args.limits.max_concurrent_runs as usize,
