@@ -6,6 +6,7 @@
 //! validate → policy → learn → handler → shape → filter → record (see `call.rs`). Runs of
 //! programs are shaped and fitted at one place, [`Session::run_program`].
 
+pub mod approval_page;
 mod audit;
 mod call;
 mod code;
@@ -28,6 +29,9 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
+pub use approval_page::{
+    ApprovalPages, PageDecision, PageError, PendingApproval, Review, ReviewChange,
+};
 pub use audit::AuditLog;
 pub use call::{CallError, Caller, Session, Shaped};
 pub use code::{CatalogHost, RunReport};
