@@ -166,6 +166,21 @@ impl ApprovalPages {
         Ok(())
     }
 
+    /// The base URL for pages served on an HTTP listener bound at `bound`, when no
+    /// `--public-url` says otherwise: the bound address, except that an unspecified address
+    /// (0.0.0.0 or ::, as in a pod) becomes loopback, which a `kubectl port-forward` reaches.
+    pub fn base_for(bound: SocketAddr) -> String {
+        match bound.ip() {
+            std::net::IpAddr::V4(ip) if ip.is_unspecified() => {
+                format!("http://127.0.0.1:{}", bound.port())
+            }
+            std::net::IpAddr::V6(ip) if ip.is_unspecified() => {
+                format!("http://[::1]:{}", bound.port())
+            }
+            _ => format!("http://{bound}"),
+        }
+    }
+
     /// The base URL pages are offered under, once known.
     pub fn base(&self) -> Option<&str> {
         self.inner.base.get().map(|b| b.url.as_str())
@@ -578,11 +593,11 @@ fn render_review(review: &Review, csrf: &str, left: chrono::TimeDelta) -> String
         }
         out.push_str("</pre></section>\n");
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<form method=\"post\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
 <button class=\"approve\" type=\"submit\" name=\"decision\" value=\"approve\">Approve</button>\
-<button class=\"reject\" type=\"submit\" name=\"decision\" value=\"reject\">Reject</button></form>\n",
+<button class=\"reject\" type=\"submit\" name=\"decision\" value=\"reject\">Reject</button></form>",
         attr(csrf),
     );
     out
@@ -709,6 +724,19 @@ mod tests {
             "",
         ] {
             assert!(parse_base(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn listener_bases() {
+        let at = |s: &str| ApprovalPages::base_for(s.parse().unwrap());
+        assert_eq!(at("127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(at("0.0.0.0:8080"), "http://127.0.0.1:8080");
+        assert_eq!(at("[::]:8080"), "http://[::1]:8080");
+        assert_eq!(at("10.1.2.3:80"), "http://10.1.2.3:80");
+        assert_eq!(at("[fd00::1]:80"), "http://[fd00::1]:80");
+        for base in ["0.0.0.0:1", "[::]:1", "[fd00::1]:80"] {
+            assert!(ApprovalPages::check_base(&at(base)).is_ok());
         }
     }
 

@@ -204,7 +204,9 @@ async fn forged_posts_change_nothing_and_a_page_decides_once() {
     assert_nothing_decided(&mut pending);
 
     let approve = format!("csrf={csrf}&decision=approve");
-    let forged: Vec<(&str, Vec<(&str, &str)>, String)> = vec![
+    // (what is wrong, headers, form body)
+    type Forged<'a> = (&'a str, Vec<(&'a str, &'a str)>, String);
+    let forged: Vec<Forged> = vec![
         (
             "no token, no cookie",
             vec![],
