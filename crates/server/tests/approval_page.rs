@@ -402,10 +402,12 @@ async fn a_cancelled_request_removes_its_page_and_decided_pages_go_at_expiry() {
     assert_eq!(pages.open_pages(), 0, "a decided page must go at expiry");
 }
 
-/// chromedriver on a free loopback port, killed when dropped.
+/// chromedriver on a free loopback port, killed when dropped; it and the browser keep their
+/// temporary files in `_tmp`, removed when dropped.
 struct Driver {
     url: String,
     _child: tokio::process::Child,
+    _tmp: tempfile::TempDir,
 }
 
 async fn start_driver() -> Option<Driver> {
@@ -428,8 +430,10 @@ async fn start_driver() -> Option<Driver> {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
+    let tmp = tempfile::tempdir().unwrap();
     let child = tokio::process::Command::new("chromedriver")
         .arg(format!("--port={port}"))
+        .env("TMPDIR", tmp.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -443,6 +447,7 @@ async fn start_driver() -> Option<Driver> {
             return Some(Driver {
                 url: format!("http://127.0.0.1:{port}"),
                 _child: child,
+                _tmp: tmp,
             });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -455,7 +460,7 @@ async fn browser(driver: &Driver) -> fantoccini::Client {
     caps.insert(
         "goog:chromeOptions".to_string(),
         serde_json::json!({
-            "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"],
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu"],
         }),
     );
     let connector = hyper_util::client::legacy::connect::HttpConnector::new();
@@ -527,7 +532,16 @@ async fn a_browser_reads_the_diff_and_approves_or_rejects() {
         return;
     };
     let client = browser(&driver).await;
+    // The scenario runs as its own task so that the browser session is closed (and the browser
+    // gone) even when an assertion fails.
+    let scenario = tokio::spawn(browser_scenario(client.clone())).await;
+    client.close().await.unwrap();
+    if let Err(e) = scenario {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
 
+async fn browser_scenario(client: fantoccini::Client) {
     // Under stdio (the loopback listener): Approve.
     let stdio_pages = ApprovalPages::new(None);
     let pending = stdio_pages
@@ -565,6 +579,4 @@ async fn a_browser_reads_the_diff_and_approves_or_rejects() {
     let outcome = click_through(&client, &pending.url, "reject").await;
     assert!(outcome.starts_with("Rejected"), "{outcome}");
     assert_eq!(decision(pending).await, PageDecision::Rejected);
-
-    client.close().await.unwrap();
 }
