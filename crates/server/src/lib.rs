@@ -343,10 +343,11 @@ impl ServerHandler for KubecodeServer {
             Some(r) => Ok(r.into()),
             None => Err(ErrorData::resource_not_found(
                 format!(
-                    "no resource {}: the resources are kubecode://types/index.d.ts and kubecode://types/NAMESPACE.d.ts",
+                    "no resource {}: the resources are kubecode://types/index.d.ts, kubecode://types/kinds.d.ts and kubecode://types/NAMESPACE.d.ts (resources/list names them all)",
                     request.uri
                 ),
-                None,
+                // The spec's resource-not-found error names the URI in its data.
+                Some(serde_json::json!({ "uri": request.uri })),
             )),
         }
     }
