@@ -275,6 +275,21 @@ fn the_release_suite_passes_every_scenario_that_applies() {
 }
 
 #[test]
+fn the_release_suite_passes_under_stateless_too() {
+    let server = start(&["--stateless"]);
+    let url = format!("http://{}/mcp", server.addr);
+    let results = run_suite("@modelcontextprotocol/conformance", &url, &[]);
+    let mut not_applying = expected("expected-failures.yaml");
+    not_applying.extend(expected("expected-failures-stateless.yaml"));
+    judge(
+        "conformance 0.1.16 (2025-06-18, 2025-11-25) against --stateless",
+        &results,
+        &not_applying,
+        30,
+    );
+}
+
+#[test]
 fn the_2026_07_28_suite_passes_every_scenario_that_applies() {
     let server = start(&[]);
     let url = format!("http://{}/mcp", server.addr);
