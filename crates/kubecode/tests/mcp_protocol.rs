@@ -481,6 +481,19 @@ async fn http_sessions_keep_state_and_tokens_and_2026_07_28_requests_stand_alone
     let description = run_code_description(&tools);
     assert!(description.contains("no MCP session"), "{description}");
     assert!(description.contains("empty state"), "{description}");
+    // The note keeps code mode's two descriptions within their budget (CONTRACT §2).
+    let search = tools["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "search_tools")
+        .and_then(|t| t["description"].as_str())
+        .unwrap();
+    let bpe = tiktoken_rs::o200k_base().unwrap();
+    let tokens = bpe
+        .encode_with_special_tokens(&format!("{description}{search}"))
+        .len();
+    assert!(tokens < 1000, "{tokens} o200k tokens");
     for _ in 0..2 {
         let (answer, result) = current(&c, s.addr, "tools/call", run_params(STATE_PROGRAM)).await;
         assert!(answer.session.is_none());
