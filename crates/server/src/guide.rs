@@ -2,8 +2,8 @@
 //! `code-mode` prompt with the declarations and worked examples.
 
 use rmcp::model::{
-    GetPromptResult, ListPromptsResult, ListResourcesResult, Prompt, PromptMessage,
-    ReadResourceResult, Resource, ResourceContents, Role,
+    GetPromptResult, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult, Prompt,
+    PromptMessage, ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role,
 };
 
 use crate::ServerState;
@@ -65,6 +65,28 @@ pub fn resources(shared: &ServerState) -> ListResourcesResult {
         );
     }
     ListResourcesResult::with_all_items(all)
+}
+
+/// The one resource template: `kubecode://types/{name}.d.ts`.
+pub const TEMPLATE: &str = "kubecode://types/{name}.d.ts";
+
+/// `resources/templates/list`: the declarations by name.
+pub fn templates() -> ListResourceTemplatesResult {
+    ListResourceTemplatesResult::with_all_items(vec![
+        ResourceTemplate::new(TEMPLATE, "types")
+            .with_description(
+                "TypeScript declarations by name: index (everything), kinds, or a namespace (kubernetes, helm, ...)",
+            )
+            .with_mime_type("application/typescript"),
+    ])
+}
+
+/// The values of the template's `name` argument that start with `prefix` (completion).
+pub fn template_names(shared: &ServerState, prefix: &str) -> Vec<String> {
+    let mut names = vec!["index".to_string(), "kinds".to_string()];
+    names.extend(namespaces(shared));
+    names.retain(|n| n.starts_with(prefix));
+    names
 }
 
 /// Reads a declarations resource.

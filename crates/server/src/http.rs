@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use crate::{Caller, KubecodeServer, ServeError, ServerState};
+use crate::{Caller, KubecodeServer, Route, ServeError, ServerState};
 
 /// How to serve over HTTP.
 #[derive(Debug, Clone)]
@@ -23,6 +23,9 @@ pub struct HttpOptions {
     pub token: Option<String>,
     /// Listen beyond loopback without a token anyway.
     pub allow_unauthenticated: bool,
+    /// Serve every request on its own, without `Mcp-Session-Id` sessions (`--stateless`).
+    /// Requests that name 2026-07-28 are served this way in any case.
+    pub stateless: bool,
 }
 
 /// A configuration the server refuses to run with.
@@ -92,10 +95,19 @@ pub async fn serve_http(
     ];
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
-        .with_allowed_origins(origins);
+        .with_allowed_origins(origins)
+        .with_legacy_session_mode(!options.stateless);
+    let route = if options.stateless {
+        Route::HttpStateless
+    } else {
+        Route::Http
+    };
+    // rmcp calls this once per session, and once per request that is served on its own (all
+    // of them under --stateless, and every 2026-07-28 request): such a request gets a Session
+    // of its own, which ends with it.
     let service: StreamableHttpService<KubecodeServer, LocalSessionManager> =
         StreamableHttpService::new(
-            move || Ok(KubecodeServer::new(&shared, Caller::named("http"))),
+            move || Ok(KubecodeServer::on(&shared, Caller::named("http"), route)),
             Default::default(),
             config,
         );

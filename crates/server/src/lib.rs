@@ -18,14 +18,19 @@ mod state;
 mod stdio;
 mod tools;
 
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
-    Implementation, ListPromptsResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
-    ReadResourceResponse, ServerCapabilities, ServerConfig,
+    CallToolRequestParams, CallToolResponse, CompleteRequestParams, CompleteResult, CompletionInfo,
+    DiscoverResult, GetPromptRequestParams, GetPromptResponse, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ProgressNotificationParam, ProtocolVersion, ReadResourceRequestParams, ReadResourceResponse,
+    Reference, ServerCapabilities, ServerConfig, Tool,
 };
+#[allow(deprecated)]
+// logging/setLevel: deprecated by SEP-2577, still part of 2025-06-18 and 2025-11-25
+use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam, SetLevelRequestParams};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
@@ -67,22 +72,116 @@ impl std::str::FromStr for Mode {
     }
 }
 
+/// The MCP protocol versions kubecode speaks (CONTRACT §2): the current one, which has no
+/// `initialize` (each request names its version in `_meta`), and the two before it.
+pub const PROTOCOL_VERSIONS: &[ProtocolVersion] = &[
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_11_25,
+    ProtocolVersion::V_2026_07_28,
+];
+
+/// How a handler's client reaches it, which decides whether its [`Session`] outlives a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// One connection, one session, whatever the protocol version.
+    Stdio,
+    /// Streamable HTTP with sessions (`Mcp-Session-Id`) for 2025-06-18 and 2025-11-25 clients.
+    /// 2026-07-28 has no sessions: rmcp serves each of its requests on its own, with a
+    /// handler (and so a [`Session`]) made for that request alone.
+    Http,
+    /// Streamable HTTP without sessions (`--stateless`): every request is served on its own.
+    HttpStateless,
+}
+
+/// Appended to the instructions and to `run_code`'s description where there is no session, so
+/// that a model does not count on what only a session keeps.
+const STATELESS_NOTE: &str = " This connection has no MCP session (stateless HTTP): every call starts \
+with an empty state, and [secret:FINGERPRINT] tokens are comparable only within one call.";
+
 /// The MCP handler of one session.
 #[derive(Clone)]
 pub struct KubecodeServer {
     session: Session,
+    route: Route,
+    /// The level `logging/setLevel` asked for; no log messages until a client asks.
+    #[allow(deprecated)]
+    log_level: Arc<Mutex<Option<LoggingLevel>>>,
 }
 
 impl KubecodeServer {
-    /// A handler for a new session of a caller.
+    /// A handler for a new session of a caller, over stdio.
     pub fn new(server: &Arc<ServerState>, caller: Caller) -> KubecodeServer {
+        KubecodeServer::on(server, caller, Route::Stdio)
+    }
+
+    /// A handler for a new session of a caller reached by `route`.
+    pub fn on(server: &Arc<ServerState>, caller: Caller, route: Route) -> KubecodeServer {
         KubecodeServer {
             session: server.session(caller),
+            route,
+            log_level: Arc::new(Mutex::new(None)),
         }
     }
 
     fn server(&self) -> &Arc<ServerState> {
         self.session.server()
+    }
+
+    /// Whether this request's session ends with the request: always under `--stateless`, and
+    /// over HTTP for the protocol versions without `initialize` (2026-07-28 on).
+    fn stateless(&self, context: &RequestContext<RoleServer>) -> bool {
+        match self.route {
+            Route::Stdio => false,
+            Route::HttpStateless => true,
+            Route::Http => context
+                .protocol_version()
+                .is_some_and(|v| !v.has_initialize()),
+        }
+    }
+
+    fn instructions(&self, stateless: bool) -> String {
+        let mut text = INSTRUCTIONS.to_string();
+        if stateless {
+            text.push_str(STATELESS_NOTE);
+        }
+        text
+    }
+
+    /// Sends one `notifications/message` if the client asked for messages of `level`: per
+    /// request (2026-07-28 `_meta` logLevel) or for the session (`logging/setLevel`).
+    #[allow(deprecated)]
+    async fn log(
+        &self,
+        context: &RequestContext<RoleServer>,
+        level: LoggingLevel,
+        data: serde_json::Value,
+    ) {
+        let wanted = context
+            .meta
+            .log_level()
+            .or_else(|| *self.log_level.lock().unwrap_or_else(|e| e.into_inner()));
+        let Some(wanted) = wanted else { return };
+        if severity(level) < severity(wanted) {
+            return;
+        }
+        let mut message = LoggingMessageNotificationParam::new(level, data);
+        message.logger = Some("kubecode".to_string());
+        let _ = context.peer.notify_logging_message(message).await;
+    }
+}
+
+/// Log levels in the order of RFC 5424 severity, least severe first.
+#[allow(deprecated)]
+fn severity(level: LoggingLevel) -> u8 {
+    match level {
+        LoggingLevel::Debug => 0,
+        LoggingLevel::Info => 1,
+        LoggingLevel::Notice => 2,
+        LoggingLevel::Warning => 3,
+        LoggingLevel::Error => 4,
+        LoggingLevel::Critical => 5,
+        LoggingLevel::Alert => 6,
+        LoggingLevel::Emergency => 7,
     }
 }
 
@@ -94,24 +193,129 @@ logs, ConfigMaps, in any encoding): equal tokens mean equal values within one MC
 
 impl ServerHandler for KubecodeServer {
     fn get_info(&self) -> ServerConfig {
+        #[allow(deprecated)] // logging: see SetLevelRequestParams
         let capabilities = ServerCapabilities::builder()
+            .enable_logging()
+            .enable_completions()
             .enable_tools()
             .enable_resources()
             .enable_prompts()
             .build();
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("kubecode", env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS)
+            .with_instructions(self.instructions(self.route == Route::HttpStateless))
+    }
+
+    fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
+        Cow::Borrowed(PROTOCOL_VERSIONS)
+    }
+
+    async fn discover(
+        &self,
+        context: RequestContext<RoleServer>,
+    ) -> Result<DiscoverResult, ErrorData> {
+        let mut info = self.get_info();
+        info.instructions = Some(self.instructions(self.stateless(&context)));
+        Ok(DiscoverResult::from_server_info(
+            PROTOCOL_VERSIONS.to_vec(),
+            info,
+        ))
+    }
+
+    fn get_tool(&self, name: &str) -> Option<Tool> {
+        // Lets rmcp check a 2026-07-28 request's Mcp-Param-* headers against the tool's schema.
+        self.server()
+            .registry()
+            .tools()
+            .iter()
+            .find(|t| t.name == name)
+            .cloned()
     }
 
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        Ok(ListToolsResult::with_all_items(
-            self.server().registry().tools().to_vec(),
-        ))
+        let mut tools = self.server().registry().tools().to_vec();
+        if self.stateless(&context) {
+            for tool in tools.iter_mut().filter(|t| t.name == "run_code") {
+                if let Some(description) = &tool.description {
+                    tool.description = Some(format!("{description}{STATELESS_NOTE}").into());
+                }
+            }
+        }
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    #[allow(deprecated)]
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        *self.log_level.lock().unwrap_or_else(|e| e.into_inner()) = Some(request.level);
+        Ok(())
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(guide::templates())
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, ErrorData> {
+        let values = match &request.r#ref {
+            Reference::Resource(r)
+                if r.uri == guide::TEMPLATE && request.argument.name == "name" =>
+            {
+                guide::template_names(self.server(), &request.argument.value)
+            }
+            Reference::Resource(r) => {
+                return Err(ErrorData::invalid_params(
+                    format!(
+                        "cannot complete argument {:?} of {}: the one template is {} (argument name)",
+                        request.argument.name,
+                        r.uri,
+                        guide::TEMPLATE
+                    ),
+                    None,
+                ));
+            }
+            // code-mode takes no arguments, so nothing completes them.
+            Reference::Prompt(p) if p.name == "code-mode" => Vec::new(),
+            Reference::Prompt(p) => {
+                return Err(ErrorData::invalid_params(
+                    format!("no prompt {:?}: the prompt is code-mode", p.name),
+                    None,
+                ));
+            }
+            _ => {
+                return Err(ErrorData::invalid_params(
+                    format!(
+                        "cannot complete this reference: completion covers the template {} (argument name) and the prompt code-mode",
+                        guide::TEMPLATE
+                    ),
+                    None,
+                ));
+            }
+        };
+        let total = values.len();
+        let mut values = values;
+        values.truncate(CompletionInfo::MAX_VALUES);
+        let info = CompletionInfo::with_pagination(
+            values,
+            Some(total as u32),
+            total > CompletionInfo::MAX_VALUES,
+        )
+        .map_err(|e| ErrorData::internal_error(e, None))?;
+        Ok(CompleteResult::new(info))
     }
 
     async fn on_initialized(&self, _context: rmcp::service::NotificationContext<RoleServer>) {
@@ -143,10 +347,11 @@ impl ServerHandler for KubecodeServer {
             Some(r) => Ok(r.into()),
             None => Err(ErrorData::resource_not_found(
                 format!(
-                    "no resource {}: the resources are kubecode://types/index.d.ts and kubecode://types/NAMESPACE.d.ts",
+                    "no resource {}: the resources are kubecode://types/index.d.ts, kubecode://types/kinds.d.ts and kubecode://types/NAMESPACE.d.ts (resources/list names them all)",
                     request.uri
                 ),
-                None,
+                // The spec's resource-not-found error names the URI in its data.
+                Some(serde_json::json!({ "uri": request.uri })),
             )),
         }
     }
@@ -196,10 +401,25 @@ impl ServerHandler for KubecodeServer {
                 },
             ));
         }
+        let started = std::time::Instant::now();
+        let name = request.name.to_string();
         let result = self
             .session
             .call_tool(request.name.as_ref(), request.arguments, env)
             .await;
+        let failed = result.is_error == Some(true);
+        #[allow(deprecated)]
+        let level = if failed {
+            LoggingLevel::Warning
+        } else {
+            LoggingLevel::Info
+        };
+        let data = serde_json::json!({
+            "tool": name,
+            "ok": !failed,
+            "ms": started.elapsed().as_millis() as u64,
+        });
+        self.log(&context, level, data).await;
         Ok(result.into())
     }
 }

@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// Listen beyond loopback without a token (only behind an authenticating proxy).
     #[arg(long)]
     allow_unauthenticated: bool,
+    /// HTTP without sessions: every request is served on its own (no `state` or stable
+    /// Secret tokens across calls). 2026-07-28 requests are served this way in any case.
+    #[arg(long)]
+    stateless: bool,
     /// Append one JSON line per tool call, run, plan and decision to FILE (`-`: standard
     /// output, HTTP transport only).
     #[arg(long, value_name = "FILE|-")]
@@ -57,6 +61,9 @@ pub struct ServeArgs {
 /// Runs the server until the client (stdio) or the process (HTTP) stops.
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mode: Mode = args.mode.parse().map_err(anyhow::Error::msg)?;
+    if args.stateless && args.transport != Transport::Http {
+        bail!("--stateless is an HTTP mode: add --transport http (stdio is always one session)");
+    }
     let token = match &args.auth_token_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -110,6 +117,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 addr: args.addr,
                 token,
                 allow_unauthenticated: args.allow_unauthenticated,
+                stateless: args.stateless,
             };
             server::serve_http(shared, options, |addr| {
                 tracing::info!("kubecode MCP server listening on http://{addr}/mcp");
