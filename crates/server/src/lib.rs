@@ -7,6 +7,7 @@
 //! programs are shaped and fitted at one place, [`Session::run_program`].
 
 mod audit;
+mod auth;
 mod call;
 mod code;
 mod guide;
@@ -29,7 +30,8 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
 pub use audit::AuditLog;
-pub use call::{CallError, Caller, Session, Shaped};
+pub use auth::{OAuthConfig, Verifier};
+pub use call::{CallError, Caller, Identity, Session, Shaped};
 pub use code::{CatalogHost, RunReport};
 pub use registry::CallEnv;
 pub use sandbox::Isolation;
@@ -80,6 +82,21 @@ impl KubecodeServer {
     fn server(&self) -> &Arc<ServerState> {
         self.session.server()
     }
+
+    /// Takes the verified caller of an HTTP request (OAuth puts it in the request's
+    /// extensions) into the session; refuses another person's request.
+    fn admit(&self, extensions: &rmcp::model::Extensions) -> Result<(), ErrorData> {
+        let caller = extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Caller>());
+        match caller {
+            Some(c) => self
+                .session
+                .admit(c.clone())
+                .map_err(|m| ErrorData::invalid_request(m, None)),
+            None => Ok(()),
+        }
+    }
 }
 
 const INSTRUCTIONS: &str = "kubecode diagnoses Kubernetes clusters read-only. In code mode write one program for \
@@ -98,6 +115,17 @@ impl ServerHandler for KubecodeServer {
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("kubecode", env!("CARGO_PKG_VERSION")))
             .with_instructions(INSTRUCTIONS)
+    }
+
+    async fn initialize(
+        &self,
+        request: rmcp::model::InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::InitializeResult, ErrorData> {
+        // The person who opens the session owns it.
+        self.admit(&context.extensions)?;
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
     }
 
     async fn list_tools(
@@ -174,6 +202,7 @@ impl ServerHandler for KubecodeServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        self.admit(&context.extensions)?;
         let mut env = CallEnv {
             cancel: context.ct.clone(),
             progress: None,
@@ -209,6 +238,9 @@ pub enum ServeError {
     /// The HTTP transport could not start.
     #[error(transparent)]
     Http(#[from] HttpSecurityError),
+    /// The OAuth configuration is incomplete or wrong.
+    #[error("{0}")]
+    Auth(String),
     /// Binding or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
