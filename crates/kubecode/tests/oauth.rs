@@ -471,3 +471,168 @@ fn oauth_configuration_is_checked_at_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--oauth-audience"), "{err}");
 }
+
+/// Rules for the cluster: kubecode's own account may only impersonate; shop developers
+/// read pods in `shop`; ops read everything.
+const RBAC: &str = r#"
+tokenUser: kubecode
+rules:
+  - subjects: [user:kubecode]
+    verbs: [impersonate]
+    resources: [users, groups]
+  - subjects: [group:shop-devs]
+    verbs: [get, list, watch]
+    resources: [pods, pods/log]
+    namespaces: [shop]
+  - subjects: [group:ops]
+    verbs: [get, list, watch]
+    resources: ["*"]
+"#;
+
+type McpClient = rmcp::service::RunningService<rmcp::RoleClient, ()>;
+
+/// An rmcp Streamable HTTP client session with a bearer token.
+async fn mcp_session(addr: SocketAddr, token: &str) -> McpClient {
+    use rmcp::ServiceExt;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    let config = StreamableHttpClientTransportConfig::with_uri(format!("http://{addr}/mcp"))
+        .auth_header(token.to_string());
+    ().serve(StreamableHttpClientTransport::from_config(config))
+        .await
+        .expect("MCP session over HTTP")
+}
+
+async fn call(s: &McpClient, tool: &str, args: Value) -> rmcp::model::CallToolResult {
+    let Value::Object(map) = args else {
+        panic!("arguments must be an object")
+    };
+    s.call_tool(rmcp::model::CallToolRequestParams::new(tool.to_string()).with_arguments(map))
+        .await
+        .unwrap_or_else(|e| panic!("{tool}: protocol error {e}"))
+}
+
+fn text_of(r: &rmcp::model::CallToolResult) -> String {
+    serde_json::to_string(&r.content).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_through_one_server_see_what_their_roles_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("requests.jsonl");
+    let sim = kubesim::serve(
+        kubesim::demo::snapshot(),
+        kubesim::ServerConfig {
+            rbac: Some(kubesim::Rbac::from_yaml(RBAC).unwrap()),
+            request_log: Some(log.clone()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    sim.write_kubeconfig(&kubeconfig).unwrap();
+
+    let key = SigningKey::generate("key-1");
+    let issuer = Issuer::start(&[&key]).await;
+    let s = start(&[
+        "--kubeconfig",
+        kubeconfig.to_str().unwrap(),
+        "--oauth-issuer",
+        &issuer.url,
+        "--oauth-audience",
+        AUDIENCE,
+    ]);
+    let token = |sub: &str, groups: &[&str]| {
+        let mut claims = issuer.claims(sub, "kubecode:read");
+        claims["groups"] = json!(groups);
+        key.sign(&claims)
+    };
+    let alice = mcp_session(s.addr, &token("alice", &["shop-devs"])).await;
+    let bob = mcp_session(s.addr, &token("bob", &["ops"])).await;
+
+    // Alice reads pods in shop, and nothing in payments.
+    let shop = call(
+        &alice,
+        "kube_list",
+        json!({"kind": "pods", "namespace": "shop"}),
+    )
+    .await;
+    assert_ne!(shop.is_error, Some(true), "{}", text_of(&shop));
+    let shop_pods = shop.structured_content.as_ref().unwrap()["count"]
+        .as_u64()
+        .unwrap();
+    assert!(shop_pods > 0);
+    let payments = call(
+        &alice,
+        "kube_list",
+        json!({"kind": "pods", "namespace": "payments"}),
+    )
+    .await;
+    assert_eq!(payments.is_error, Some(true), "{}", text_of(&payments));
+    let refusal = text_of(&payments);
+    assert!(
+        refusal.contains(r#"User \"alice\" cannot list resource \"pods\" in API group \"\" in the namespace \"payments\""#),
+        "{refusal}"
+    );
+
+    // Bob, at the same time through the same server, reads everywhere.
+    let payments = call(
+        &bob,
+        "kube_list",
+        json!({"kind": "pods", "namespace": "payments"}),
+    )
+    .await;
+    assert_ne!(payments.is_error, Some(true), "{}", text_of(&payments));
+    let everywhere = call(
+        &bob,
+        "kube_list",
+        json!({"kind": "pods", "allNamespaces": true}),
+    )
+    .await;
+    assert_ne!(everywhere.is_error, Some(true), "{}", text_of(&everywhere));
+    let all = everywhere.structured_content.as_ref().unwrap()["count"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        all > shop_pods,
+        "{all} pods everywhere, {shop_pods} in shop"
+    );
+    let again = call(
+        &alice,
+        "kube_list",
+        json!({"kind": "pods", "allNamespaces": true}),
+    )
+    .await;
+    assert_eq!(again.is_error, Some(true), "{}", text_of(&again));
+
+    // Every request reached the cluster as one of the two people, never as the server.
+    let lines: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!lines.is_empty());
+    for l in &lines {
+        let who = l["impersonateUser"].as_str().unwrap_or("(none)");
+        assert!(
+            who == "alice" || who == "bob",
+            "a request not as a person: {l}"
+        );
+        assert_eq!(l["user"], who, "{l}");
+        let groups = if who == "alice" {
+            json!(["shop-devs"])
+        } else {
+            json!(["ops"])
+        };
+        assert_eq!(l["impersonateGroups"], groups, "{l}");
+    }
+    assert!(lines.iter().any(|l| l["impersonateUser"] == "alice"
+        && l["status"] == 403
+        && l["path"] == "/api/v1/namespaces/payments/pods"));
+    assert!(lines.iter().any(|l| l["impersonateUser"] == "bob"
+        && l["status"] == 200
+        && l["path"] == "/api/v1/pods"));
+    alice.cancel().await.unwrap();
+    bob.cancel().await.unwrap();
+}
