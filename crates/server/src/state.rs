@@ -180,15 +180,18 @@ impl Policy {
     /// Refuses a function that changes the cluster unless changes are allowed, and the
     /// caller's credentials allow them too (with OAuth: the change scope).
     pub(crate) fn check(&self, f: &Function, caller: &Caller) -> Result<(), ClusterError> {
-        if f.annotations.read_only {
+        self.decide(f.path, f.annotations.read_only, caller)
+    }
+
+    fn decide(&self, path: &str, read_only: bool, caller: &Caller) -> Result<(), ClusterError> {
+        if read_only {
             return Ok(());
         }
         if !caller.may_change() {
             return Err(ClusterError::new(
                 ErrorKind::Forbidden,
                 format!(
-                    "{} changes the cluster, and your access token does not grant changes: ask the issuer for a token with the change scope (kubecode:change unless configured otherwise)",
-                    f.path
+                    "{path} changes the cluster, and your access token does not grant changes: ask the issuer for a token with the change scope (kubecode:change unless configured otherwise)"
                 ),
             ));
         }
@@ -198,8 +201,7 @@ impl Policy {
         Err(ClusterError::new(
             ErrorKind::Forbidden,
             format!(
-                "{} changes the cluster, and this server is read-only: changes need `kubecode serve --allow-changes`",
-                f.path
+                "{path} changes the cluster, and this server is read-only: changes need `kubecode serve --allow-changes`"
             ),
         ))
     }
@@ -276,5 +278,29 @@ impl PeopleCache {
         let c = Arc::new(server.impersonating(&id.user, &id.groups));
         self.clients.insert(id.clone(), (c.clone(), now));
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_need_the_server_flag_and_the_callers_scope() {
+        let open = Policy {
+            allow_changes: true,
+        };
+        let closed = Policy {
+            allow_changes: false,
+        };
+        let reader = Caller::verified("alice", None, false);
+        let changer = Caller::verified("bob", None, true);
+        assert!(open.decide("f", true, &reader).is_ok());
+        let e = open.decide("f", false, &reader).unwrap_err();
+        assert!(e.message.contains("change scope"), "{}", e.message);
+        assert!(open.decide("f", false, &changer).is_ok());
+        assert!(open.decide("f", false, &Caller::local()).is_ok());
+        let e = closed.decide("f", false, &changer).unwrap_err();
+        assert!(e.message.contains("--allow-changes"), "{}", e.message);
     }
 }
