@@ -50,6 +50,8 @@ pub struct Cluster {
     source: Source,
     default_context: Option<String>,
     limits: Limits,
+    /// Who requests are made as, when not the credentials' own account.
+    impersonate: Option<(String, Vec<String>)>,
     contexts: tokio::sync::Mutex<HashMap<String, Arc<Context>>>,
 }
 
@@ -90,6 +92,20 @@ impl Cluster {
             source,
             default_context,
             limits,
+            impersonate: None,
+            contexts: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The same clusters seen as another user: every request carries `Impersonate-User`
+    /// and `Impersonate-Group`, so the API server's RBAC decides for that person (the
+    /// credentials need only the `impersonate` verb). Clients are made on first use.
+    pub fn impersonating(&self, user: &str, groups: &[String]) -> Cluster {
+        Cluster {
+            source: self.source.clone(),
+            default_context: self.default_context.clone(),
+            limits: self.limits.clone(),
+            impersonate: Some((user.to_string(), groups.to_vec())),
             contexts: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -122,6 +138,10 @@ impl Cluster {
         config.default_retry = false;
         config.read_timeout = Some(self.limits.request_timeout);
         config.connect_timeout = Some(std::time::Duration::from_secs(10));
+        if let Some((user, groups)) = &self.impersonate {
+            config.auth_info.impersonate = Some(user.clone());
+            config.auth_info.impersonate_groups = (!groups.is_empty()).then(|| groups.clone());
+        }
         let url = config.cluster_url.to_string();
         let namespace = config.default_namespace.clone();
         let client = kube::Client::try_from(config).map_err(|e| {

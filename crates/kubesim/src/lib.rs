@@ -33,7 +33,7 @@ use std::sync::Arc;
 
 pub use faults::{FaultKind, FaultRule};
 pub use generate::GenerateSpec;
-pub use server::{ForbidRule, RunningServer, ServerConfig, StartError};
+pub use server::{ForbidRule, Rbac, RunningServer, ServerConfig, StartError};
 pub use snapshot::{LoadOptions, Snapshot, SnapshotError};
 pub use store::Store;
 

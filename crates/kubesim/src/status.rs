@@ -38,7 +38,7 @@ fn details(rt: &ResourceType, name: &str) -> Value {
 }
 
 impl ApiError {
-    fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(code: u16, reason: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             code,
             reason,
@@ -58,8 +58,9 @@ impl ApiError {
         ApiError::new(401, "Unauthorized", "Unauthorized")
     }
 
-    /// 403 Forbidden, worded as RBAC words it.
+    /// 403 Forbidden for `user`, worded as RBAC words it.
     pub fn forbidden(
+        user: &str,
         verb: &str,
         rt: &ResourceType,
         name: Option<&str>,
@@ -77,7 +78,7 @@ impl ApiError {
             403,
             "Forbidden",
             format!(
-                "{subject} is forbidden: User \"kubesim\" cannot {verb} resource \"{}\" in API group \"{}\"{scope}",
+                "{subject} is forbidden: User \"{user}\" cannot {verb} resource \"{}\" in API group \"{}\"{scope}",
                 rt.plural, rt.group
             ),
         );

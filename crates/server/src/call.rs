@@ -27,11 +27,23 @@ use crate::state::ServerState;
 /// Items of a list sent ahead of the result at a time (half a page of the API server's).
 const AHEAD_BATCH: usize = 250;
 
-/// Who is calling: named in every record (and, with per-person identity, in the audit log
-/// and the cluster's own checks).
+/// Who is calling: named in every record and the audit log; with OAuth, the person the
+/// token names, whose identity the cluster's own checks see.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
     name: String,
+    identity: Option<Identity>,
+    may_change: bool,
+    verified: bool,
+}
+
+/// A person as the cluster sees them (`Impersonate-User`, `Impersonate-Group`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    /// The user name.
+    pub user: String,
+    /// The groups.
+    pub groups: Vec<String>,
 }
 
 impl Caller {
@@ -40,14 +52,50 @@ impl Caller {
         Caller::named("local")
     }
 
-    /// A caller known by this name.
+    /// A caller known by this name, acting with the server's own credentials; the policy
+    /// alone decides about changes.
     pub fn named(name: impl Into<String>) -> Caller {
-        Caller { name: name.into() }
+        Caller {
+            name: name.into(),
+            identity: None,
+            may_change: true,
+            verified: false,
+        }
+    }
+
+    /// A person whose access token was verified: `identity` is sent to the cluster when the
+    /// server impersonates; `may_change` says whether the token grants the change scope.
+    pub fn verified(
+        name: impl Into<String>,
+        identity: Option<Identity>,
+        may_change: bool,
+    ) -> Caller {
+        Caller {
+            name: name.into(),
+            identity,
+            may_change,
+            verified: true,
+        }
     }
 
     /// The caller's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Who the cluster should see instead of the server's own account, if anyone.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.identity.as_ref()
+    }
+
+    /// Whether the caller's credentials allow changes (the change scope, with OAuth).
+    pub fn may_change(&self) -> bool {
+        self.may_change
+    }
+
+    /// Whether the caller was authenticated as a person (OAuth).
+    pub fn is_verified(&self) -> bool {
+        self.verified
     }
 }
 
@@ -91,7 +139,8 @@ struct SessionInner {
     server: Arc<ServerState>,
     redactor: shaping::Redactor,
     state: sandbox::State,
-    caller: Caller,
+    /// The caller of the latest request (with OAuth, each request's token names it again).
+    caller: std::sync::RwLock<Caller>,
     learned: tokio::sync::Mutex<HashMap<String, Learned>>,
     /// The session's own sandbox process between its runs (none in-process).
     worker: sandbox::WorkerSlot,
@@ -118,7 +167,7 @@ impl Session {
                 server,
                 redactor: shaping::Redactor::new(),
                 state: sandbox::State::default(),
-                caller,
+                caller: std::sync::RwLock::new(caller),
                 learned: tokio::sync::Mutex::new(HashMap::new()),
                 worker: sandbox::WorkerSlot::default(),
             }),
@@ -141,8 +190,34 @@ impl Session {
     }
 
     /// Who is calling.
-    pub fn caller(&self) -> &Caller {
-        &self.inner.caller
+    pub fn caller(&self) -> Caller {
+        self.inner
+            .caller
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Takes the caller of a new request. A session belongs to the person who opened it: a
+    /// request of another verified person is refused (its id must not open someone else's
+    /// `state` and learned Secrets); the same person's newer token (other scopes) replaces
+    /// the old one.
+    pub fn admit(&self, caller: Caller) -> Result<(), String> {
+        let mut current = self.inner.caller.write().unwrap_or_else(|e| e.into_inner());
+        if current.is_verified() && current.name() != caller.name() {
+            return Err(format!(
+                "this MCP session belongs to another person: {} must open a session of their own (initialize without an Mcp-Session-Id)",
+                caller.name()
+            ));
+        }
+        *current = caller;
+        Ok(())
+    }
+
+    /// The cluster as this session's caller sees it: the server's credentials, or, for a
+    /// verified person when the server impersonates, theirs.
+    pub(crate) fn cluster(&self) -> Arc<cluster::Cluster> {
+        self.server().cluster_for(&self.caller())
     }
 
     /// Calls a catalog function through every stage of the call path.
@@ -169,7 +244,7 @@ impl Session {
         let took = started.elapsed();
         self.server()
             .records()
-            .record(f.path, self.caller(), took, outcome.is_ok());
+            .record(f.path, &self.caller(), took, outcome.is_ok());
         if let Some(audit) = self.server().audit() {
             let mut fields = Map::new();
             fields.insert("function".into(), Value::String(f.path.to_string()));
@@ -178,7 +253,7 @@ impl Session {
             if let Err(e) = &outcome {
                 fields.insert("code".into(), Value::String(e.code.clone()));
             }
-            audit.write("call", self.id(), self.caller(), fields);
+            audit.write("call", self.id(), &self.caller(), fields);
         }
         outcome
     }
@@ -191,8 +266,10 @@ impl Session {
     ) -> Result<Shaped, CallError> {
         let failed = |e: ClusterError| self.error(e, &args);
         f.validate(&args).map_err(failed)?;
-        self.server().policy().check(f).map_err(failed)?;
-        self.learn_scope(f, &args).await;
+        let caller = self.caller();
+        self.server().policy().check(f, &caller).map_err(failed)?;
+        let cluster = self.server().cluster_for(&caller);
+        self.learn_scope(&cluster, f, &args).await;
         let redactor = &self.inner.redactor;
         let mut items = Vec::new();
         let mut shape_item = |item: String| {
@@ -204,7 +281,7 @@ impl Session {
             }
         };
         let reply = f
-            .handle(self.server().cluster(), args.clone(), &mut shape_item)
+            .handle(&cluster, args.clone(), &mut shape_item)
             .await
             .map_err(failed)?;
         match reply {
@@ -253,11 +330,12 @@ impl Session {
 
     /// Learns the Secrets of the namespaces a call touches, once per session: the call's
     /// namespace (or the context's), or every namespace for `allNamespaces`.
-    async fn learn_scope(&self, f: &Function, args: &Value) {
+    /// Secrets are read with the caller's own identity (`cluster` is theirs): a person learns
+    /// tokens only for values they could read anyway.
+    async fn learn_scope(&self, cluster: &cluster::Cluster, f: &Function, args: &Value) {
         if f.input_schema.pointer("/properties/namespace").is_none() {
             return;
         }
-        let cluster = self.server().cluster();
         let context = args.get("context").and_then(Value::as_str);
         let everywhere = args.get("allNamespaces").and_then(Value::as_bool) == Some(true);
         let named = args
@@ -286,12 +364,12 @@ impl Session {
         }
         match namespace {
             Some(n) => {
-                if self.read_secrets(context, Some(&n)).await {
+                if self.read_secrets(cluster, context, Some(&n)).await {
                     seen.namespaces.insert(n);
                 }
             }
             None => {
-                if self.read_secrets(context, None).await {
+                if self.read_secrets(cluster, context, None).await {
                     seen.everywhere = true;
                     return;
                 }
@@ -308,7 +386,9 @@ impl Session {
                     let Some(n) = ns.pointer("/metadata/name").and_then(Value::as_str) else {
                         continue;
                     };
-                    if !seen.namespaces.contains(n) && self.read_secrets(context, Some(n)).await {
+                    if !seen.namespaces.contains(n)
+                        && self.read_secrets(cluster, context, Some(n)).await
+                    {
                         seen.namespaces.insert(n.to_string());
                     }
                 }
@@ -319,7 +399,12 @@ impl Session {
     /// Reads the Secrets of a namespace (or all) into the redactor. True when the scope is
     /// settled: read, or not readable with these credentials (RBAC said no). False on a
     /// failure that may pass (the next call in the scope tries again).
-    async fn read_secrets(&self, context: Option<&str>, namespace: Option<&str>) -> bool {
+    async fn read_secrets(
+        &self,
+        cluster: &cluster::Cluster,
+        context: Option<&str>,
+        namespace: Option<&str>,
+    ) -> bool {
         let q = ListQuery {
             kind: "secrets".into(),
             namespace: namespace.map(str::to_string),
@@ -334,7 +419,7 @@ impl Session {
                 secrets.push(s);
             }
         };
-        match self.server().cluster().list_each(&q, &mut keep).await {
+        match cluster.list_each(&q, &mut keep).await {
             Ok(_) => {
                 self.inner.redactor.learn(&secrets);
                 true

@@ -1,6 +1,7 @@
 //! Streamable HTTP at `/mcp`, `/healthz`, and the transport's security: loopback by default,
 //! Host and Origin checks against DNS rebinding, an optional bearer token, and refusal to
-//! listen beyond loopback without one.
+//! listen beyond loopback without one; or OAuth 2.1 (see `auth`), whose verified caller
+//! rides in each request's extensions.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +22,8 @@ pub struct HttpOptions {
     pub addr: SocketAddr,
     /// Bearer token clients must send, if any.
     pub token: Option<String>,
+    /// OAuth access tokens instead of one shared token.
+    pub oauth: Option<crate::OAuthConfig>,
     /// Listen beyond loopback without a token anyway.
     pub allow_unauthenticated: bool,
     /// Serve every request on its own, without `Mcp-Session-Id` sessions (`--stateless`).
@@ -72,7 +75,8 @@ pub async fn serve_http(
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
     let loopback = options.addr.ip().is_loopback();
-    if !loopback && options.token.is_none() && !options.allow_unauthenticated {
+    let authenticated = options.token.is_some() || options.oauth.is_some();
+    if !loopback && !authenticated && !options.allow_unauthenticated {
         return Err(HttpSecurityError::Unauthenticated(options.addr).into());
     }
     let listener = tokio::net::TcpListener::bind(options.addr).await?;
@@ -118,9 +122,16 @@ pub async fn serve_http(
             require_token,
         ));
     }
-    let app = axum::Router::new()
-        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
-        .merge(mcp);
+    let mut app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    if let Some(config) = options.oauth {
+        let verifier = Arc::new(crate::auth::Verifier::new(config).map_err(ServeError::Auth)?);
+        mcp = mcp.layer(middleware::from_fn_with_state(
+            verifier.clone(),
+            crate::auth::require_oauth,
+        ));
+        app = app.merge(crate::auth::routes(verifier));
+    }
+    let app = app.merge(mcp);
     ready(bound);
     axum::serve(listener, app).await?;
     Ok(())

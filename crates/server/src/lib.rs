@@ -8,6 +8,7 @@
 
 pub mod approval_page;
 mod audit;
+mod auth;
 mod call;
 mod code;
 mod guide;
@@ -38,7 +39,8 @@ pub use approval_page::{
     ApprovalPages, PageDecision, PageError, PendingApproval, Review, ReviewChange,
 };
 pub use audit::AuditLog;
-pub use call::{CallError, Caller, Session, Shaped};
+pub use auth::{OAuthConfig, Verifier};
+pub use call::{CallError, Caller, Identity, Session, Shaped};
 pub use code::{CatalogHost, RunReport};
 pub use registry::CallEnv;
 pub use sandbox::Isolation;
@@ -168,6 +170,21 @@ impl KubecodeServer {
         message.logger = Some("kubecode".to_string());
         let _ = context.peer.notify_logging_message(message).await;
     }
+
+    /// Takes the verified caller of an HTTP request (OAuth puts it in the request's
+    /// extensions) into the session; refuses another person's request.
+    fn admit(&self, extensions: &rmcp::model::Extensions) -> Result<(), ErrorData> {
+        let caller = extensions
+            .get::<axum::http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Caller>());
+        match caller {
+            Some(c) => self
+                .session
+                .admit(c.clone())
+                .map_err(|m| ErrorData::invalid_request(m, None)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Log levels in the order of RFC 5424 severity, least severe first.
@@ -230,6 +247,17 @@ impl ServerHandler for KubecodeServer {
             .iter()
             .find(|t| t.name == name)
             .cloned()
+    }
+
+    async fn initialize(
+        &self,
+        request: rmcp::model::InitializeRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<rmcp::model::InitializeResult, ErrorData> {
+        // The person who opens the session owns it.
+        self.admit(&context.extensions)?;
+        context.peer.set_peer_info(request.clone());
+        self.negotiate_initialize(&request)
     }
 
     async fn list_tools(
@@ -383,6 +411,7 @@ impl ServerHandler for KubecodeServer {
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
+        self.admit(&context.extensions)?;
         let mut env = CallEnv {
             cancel: context.ct.clone(),
             progress: None,
@@ -433,6 +462,9 @@ pub enum ServeError {
     /// The HTTP transport could not start.
     #[error(transparent)]
     Http(#[from] HttpSecurityError),
+    /// The OAuth configuration is incomplete or wrong.
+    #[error("{0}")]
+    Auth(String),
     /// Binding or serving failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),

@@ -108,7 +108,7 @@ impl Session {
         let record = |tool: &str, r: &CallToolResult| {
             let ok = r.is_error != Some(true);
             let records = self.server().records();
-            records.record(tool, self.caller(), started.elapsed(), ok);
+            records.record(tool, &self.caller(), started.elapsed(), ok);
         };
         match registry.route(name) {
             // A program's calls are recorded one by one by the call path; the run as a whole here.

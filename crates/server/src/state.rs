@@ -10,7 +10,7 @@ use cluster::{Cluster, ClusterError, ErrorKind};
 
 use crate::Mode;
 use crate::audit::AuditLog;
-use crate::call::{Caller, Session};
+use crate::call::{Caller, Identity, Session};
 use crate::registry::Registry;
 
 /// How a server is set up.
@@ -44,7 +44,9 @@ impl Default for Options {
 /// The server's shared state. Sessions are made from it with [`ServerState::session`].
 pub struct ServerState {
     catalog: Catalog,
-    cluster: Cluster,
+    cluster: Arc<Cluster>,
+    /// Clusters seen as impersonated people, the least recently used dropped beyond a bound.
+    people: Mutex<PeopleCache>,
     mode: Mode,
     limits: sandbox::Limits,
     run_slots: tokio::sync::Semaphore,
@@ -72,7 +74,8 @@ impl ServerState {
         let slots = options.max_concurrent_runs.max(1);
         Arc::new(ServerState {
             catalog,
-            cluster,
+            cluster: Arc::new(cluster),
+            people: Mutex::new(PeopleCache::default()),
             mode: options.mode,
             limits: options.limits,
             run_slots: tokio::sync::Semaphore::new(slots),
@@ -97,9 +100,17 @@ impl ServerState {
         &self.catalog
     }
 
-    /// Cluster access.
-    pub(crate) fn cluster(&self) -> &Cluster {
-        &self.cluster
+    /// The cluster as a caller sees it: with an identity to impersonate, a client that sends
+    /// it (one per identity, kept while it is among the most recently used); else the
+    /// server's own.
+    pub(crate) fn cluster_for(&self, caller: &Caller) -> Arc<Cluster> {
+        match caller.identity() {
+            None => self.cluster.clone(),
+            Some(id) => {
+                let mut people = self.people.lock().unwrap_or_else(|e| e.into_inner());
+                people.get(id, &self.cluster)
+            }
+        }
     }
 
     /// The mode.
@@ -166,16 +177,31 @@ pub(crate) struct Policy {
 }
 
 impl Policy {
-    /// Refuses a function that changes the cluster unless changes are allowed.
-    pub(crate) fn check(&self, f: &Function) -> Result<(), ClusterError> {
-        if f.annotations.read_only || self.allow_changes {
+    /// Refuses a function that changes the cluster unless changes are allowed, and the
+    /// caller's credentials allow them too (with OAuth: the change scope).
+    pub(crate) fn check(&self, f: &Function, caller: &Caller) -> Result<(), ClusterError> {
+        self.decide(f.path, f.annotations.read_only, caller)
+    }
+
+    fn decide(&self, path: &str, read_only: bool, caller: &Caller) -> Result<(), ClusterError> {
+        if read_only {
+            return Ok(());
+        }
+        if !caller.may_change() {
+            return Err(ClusterError::new(
+                ErrorKind::Forbidden,
+                format!(
+                    "{path} changes the cluster, and your access token does not grant changes: ask the issuer for a token with the change scope (kubecode:change unless configured otherwise)"
+                ),
+            ));
+        }
+        if self.allow_changes {
             return Ok(());
         }
         Err(ClusterError::new(
             ErrorKind::Forbidden,
             format!(
-                "{} changes the cluster, and this server is read-only: changes need `kubecode serve --allow-changes`",
-                f.path
+                "{path} changes the cluster, and this server is read-only: changes need `kubecode serve --allow-changes`"
             ),
         ))
     }
@@ -219,5 +245,62 @@ impl Records {
     pub fn count(&self, path: &str) -> CallCount {
         let counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         counts.get(path).copied().unwrap_or_default()
+    }
+}
+
+/// Most impersonating clients kept at once.
+const PEOPLE_KEPT: usize = 256;
+
+/// Clients per impersonated identity, bounded.
+#[derive(Default)]
+struct PeopleCache {
+    clients: std::collections::HashMap<Identity, (Arc<Cluster>, u64)>,
+    clock: u64,
+}
+
+impl PeopleCache {
+    fn get(&mut self, id: &Identity, server: &Cluster) -> Arc<Cluster> {
+        self.clock += 1;
+        let now = self.clock;
+        if let Some((c, used)) = self.clients.get_mut(id) {
+            *used = now;
+            return c.clone();
+        }
+        if self.clients.len() >= PEOPLE_KEPT
+            && let Some(oldest) = self
+                .clients
+                .iter()
+                .min_by_key(|(_, (_, used))| *used)
+                .map(|(k, _)| k.clone())
+        {
+            self.clients.remove(&oldest);
+        }
+        let c = Arc::new(server.impersonating(&id.user, &id.groups));
+        self.clients.insert(id.clone(), (c.clone(), now));
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_need_the_server_flag_and_the_callers_scope() {
+        let open = Policy {
+            allow_changes: true,
+        };
+        let closed = Policy {
+            allow_changes: false,
+        };
+        let reader = Caller::verified("alice", None, false);
+        let changer = Caller::verified("bob", None, true);
+        assert!(open.decide("f", true, &reader).is_ok());
+        let e = open.decide("f", false, &reader).unwrap_err();
+        assert!(e.message.contains("change scope"), "{}", e.message);
+        assert!(open.decide("f", false, &changer).is_ok());
+        assert!(open.decide("f", false, &Caller::local()).is_ok());
+        let e = closed.decide("f", false, &changer).unwrap_err();
+        assert!(e.message.contains("--allow-changes"), "{}", e.message);
     }
 }

@@ -126,6 +126,6 @@ async fn looked_in(session: &Session, args: &Map<String, Value>) -> Option<Optio
         return Some(Some(n.to_string()));
     }
     let context = args.get("context").and_then(Value::as_str);
-    let cluster = session.server().cluster();
+    let cluster = session.cluster();
     cluster.default_namespace(context).await.ok().map(Some)
 }

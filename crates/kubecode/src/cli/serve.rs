@@ -41,8 +41,31 @@ pub struct ServeArgs {
     #[arg(long, conflicts_with_all = ["kubeconfig", "context"])]
     demo: bool,
     /// File holding the bearer token HTTP clients must send.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["oauth_issuer", "auth_config"])]
     auth_token_file: Option<PathBuf>,
+    /// OAuth: the authorization server whose JWT access tokens are accepted (their `iss`).
+    #[arg(long, value_name = "URL")]
+    oauth_issuer: Option<String>,
+    /// OAuth: this server's resource URL, which tokens must name as audience
+    /// (e.g. https://kubecode.example.com/mcp).
+    #[arg(long, value_name = "URL")]
+    oauth_audience: Option<String>,
+    /// OAuth: the issuer's JWKS URL (default: the jwks_uri of its metadata).
+    #[arg(long, value_name = "URL")]
+    oauth_jwks_url: Option<String>,
+    /// OAuth: the claim naming the person (default sub).
+    #[arg(long, value_name = "CLAIM")]
+    oauth_user_claim: Option<String>,
+    /// OAuth: the claim listing the person's groups (default groups).
+    #[arg(long, value_name = "CLAIM")]
+    oauth_groups_claim: Option<String>,
+    /// OAuth: act as the server's own account instead of impersonating each person.
+    #[arg(long)]
+    oauth_no_impersonation: bool,
+    /// OAuth settings as YAML (`oauth:` with issuer, audience, jwks_url, user_claim,
+    /// groups_claim, user_prefix, group_prefix, read_scope, change_scope, ...); flags override it.
+    #[arg(long, value_name = "FILE")]
+    auth_config: Option<PathBuf>,
     /// Listen beyond loopback without a token (only behind an authenticating proxy).
     #[arg(long)]
     allow_unauthenticated: bool,
@@ -79,6 +102,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
         None => None,
     };
+    let oauth = oauth_config(&args)?;
     let target = Target {
         kubeconfig: args.kubeconfig.clone(),
         context: args.context.clone(),
@@ -116,6 +140,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             let options = HttpOptions {
                 addr: args.addr,
                 token,
+                oauth,
                 allow_unauthenticated: args.allow_unauthenticated,
                 stateless: args.stateless,
             };
@@ -126,4 +151,48 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The OAuth settings from `--auth-config` and the `--oauth-*` flags (flags win); none when
+/// neither asks for OAuth.
+fn oauth_config(args: &ServeArgs) -> anyhow::Result<Option<server::OAuthConfig>> {
+    let mut config = match &args.auth_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the auth config {}", path.display()))?;
+            server::OAuthConfig::from_yaml(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        }
+        None => None,
+    };
+    let flags = args.oauth_issuer.is_some()
+        || args.oauth_audience.is_some()
+        || args.oauth_jwks_url.is_some()
+        || args.oauth_user_claim.is_some()
+        || args.oauth_groups_claim.is_some()
+        || args.oauth_no_impersonation;
+    if config.is_none() && !flags {
+        return Ok(None);
+    }
+    let c = config.get_or_insert_with(server::OAuthConfig::default);
+    let set = |slot: &mut String, v: &Option<String>| {
+        if let Some(v) = v {
+            *slot = v.clone();
+        }
+    };
+    set(&mut c.issuer, &args.oauth_issuer);
+    set(&mut c.audience, &args.oauth_audience);
+    set(&mut c.user_claim, &args.oauth_user_claim);
+    set(&mut c.groups_claim, &args.oauth_groups_claim);
+    if args.oauth_jwks_url.is_some() {
+        c.jwks_url = args.oauth_jwks_url.clone();
+    }
+    if args.oauth_no_impersonation {
+        c.impersonate = false;
+    }
+    c.check().map_err(anyhow::Error::msg)?;
+    if args.transport != Transport::Http {
+        bail!("OAuth applies to --transport http; stdio has one local caller");
+    }
+    Ok(config)
 }

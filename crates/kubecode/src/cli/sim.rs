@@ -49,6 +49,10 @@ pub struct SimArgs {
     /// Answer 403 Forbidden for RESOURCE[.GROUP][/SUBRESOURCE][:VERB], e.g. `secrets`. Repeatable.
     #[arg(long, value_name = "RULE")]
     forbid: Vec<String>,
+    /// Users, tokens and RBAC rules (YAML: tokenUser, tokens, rules of subjects, verbs,
+    /// resources, namespaces); requests no rule allows get 403. Without it all is allowed.
+    #[arg(long, value_name = "FILE")]
+    rbac: Option<PathBuf>,
     /// Bearer token clients must send (random by default).
     #[arg(long, env = "KUBESIM_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -103,6 +107,17 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         .map(|f| ForbidRule::parse(f))
         .collect::<Result<Vec<_>, _>>()
         .map_err(anyhow::Error::msg)?;
+    let rbac = match &args.rbac {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the RBAC file {}", path.display()))?;
+            Some(
+                kubesim::Rbac::from_yaml(&text)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
     let snapshot = load(&args)?;
     let objects = snapshot.objects.len();
     let config = ServerConfig {
@@ -112,6 +127,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         faults,
         fault_seed: args.fault_seed,
         forbid,
+        rbac,
     };
     let server = kubesim::serve(snapshot, config).await?;
     if let Some(path) = &args.kubeconfig {

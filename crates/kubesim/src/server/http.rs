@@ -11,6 +11,7 @@ use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::Incoming;
 use serde_json::Value;
 
+use super::identity::{self, Subject};
 use super::route::{self, Route};
 use super::{App, discovery, objects, openapi, request_log, reviews};
 use crate::faults::FaultKind;
@@ -41,6 +42,8 @@ pub struct Req {
     pub query: HashMap<String, String>,
     pub headers: http::HeaderMap,
     pub body: Bytes,
+    /// Who is asking (after impersonation).
+    pub subject: Subject,
 }
 
 impl Req {
@@ -124,21 +127,6 @@ pub fn error(e: &ApiError) -> Response<Body> {
     r
 }
 
-fn authorized(app: &App, headers: &http::HeaderMap) -> bool {
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some(token) = value.strip_prefix("Bearer ") else {
-        return false;
-    };
-    // Compare in constant time: the token is the only credential.
-    let (a, b) = (token.trim().as_bytes(), app.token.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// Serves one request.
 pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
     let started = Instant::now();
@@ -151,6 +139,19 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    let (impersonate_user, impersonate_groups) = identity::impersonation(&parts.headers);
+    let route = route::parse(&path);
+    let public = matches!(route, Route::Version | Route::Health);
+    let subject = match identity::authenticate(&app, &parts.headers) {
+        Ok(s) => Ok(s),
+        // The version and health need no credentials, as on a real API server.
+        Err(_) if public => Ok(Subject {
+            user: "system:anonymous".into(),
+            groups: vec!["system:unauthenticated".into()],
+        }),
+        Err(e) => Err(e),
+    };
+    let user = subject.as_ref().map(|s| s.user.clone()).unwrap_or_default();
     let log = |verb: &str, status: u16| {
         if let Some(l) = &app.request_log {
             l.record(&request_log::Entry {
@@ -158,6 +159,9 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
                 path: &path,
                 query: &raw_query,
                 user_agent: &user_agent,
+                user: &user,
+                impersonate_user: impersonate_user.as_deref(),
+                impersonate_groups: &impersonate_groups,
                 verb,
                 status,
                 duration_ms: started.elapsed().as_secs_f64() * 1000.0,
@@ -187,32 +191,31 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Response<Bo
         }
     }
 
-    let route = route::parse(&path);
-    let public = matches!(route, Route::Version | Route::Health);
-    let (verb, response) = if let Some(e) = injected {
-        ("", error(&e))
-    } else if !public && !authorized(&app, &parts.headers) {
-        ("", error(&ApiError::unauthorized()))
-    } else {
-        let body = match read_body(body).await {
-            Ok(b) => b,
-            Err(e) => {
-                let r = error(&e);
-                log("", r.status().as_u16());
-                return Ok(r);
-            }
-        };
-        let query = form_urlencoded::parse(raw_query.as_bytes())
-            .into_owned()
-            .collect();
-        let req = Req {
-            method: parts.method.clone(),
-            path: path.clone(),
-            query,
-            headers: parts.headers.clone(),
-            body,
-        };
-        dispatch(&app, route, req).await
+    let (verb, response) = match (injected, subject) {
+        (Some(e), _) => ("", error(&e)),
+        (None, Err(e)) => ("", error(&e)),
+        (None, Ok(subject)) => {
+            let body = match read_body(body).await {
+                Ok(b) => b,
+                Err(e) => {
+                    let r = error(&e);
+                    log("", r.status().as_u16());
+                    return Ok(r);
+                }
+            };
+            let query = form_urlencoded::parse(raw_query.as_bytes())
+                .into_owned()
+                .collect();
+            let req = Req {
+                method: parts.method.clone(),
+                path: path.clone(),
+                query,
+                headers: parts.headers.clone(),
+                body,
+                subject,
+            };
+            dispatch(&app, route, req).await
+        }
     };
     log(verb, response.status().as_u16());
     let mut response = response;

@@ -3,6 +3,7 @@
 mod access;
 mod discovery;
 mod http;
+mod identity;
 mod objects;
 mod openapi;
 mod pod_logs;
@@ -25,6 +26,7 @@ use tokio::task::JoinSet;
 
 pub use access::ForbidRule;
 pub use discovery::KUBERNETES_VERSION;
+pub use identity::{Rbac, Rule as RbacRule, TokenUser};
 pub use tls::kubeconfig;
 
 use crate::faults::{FaultRule, Faults};
@@ -45,6 +47,8 @@ pub struct ServerConfig {
     pub fault_seed: u64,
     /// Requests to refuse with 403 Forbidden.
     pub forbid: Vec<ForbidRule>,
+    /// Users, their tokens and what each may do; without it everything is allowed.
+    pub rbac: Option<Rbac>,
 }
 
 /// State shared by every connection.
@@ -54,6 +58,7 @@ pub(crate) struct App {
     pub faults: RwLock<Arc<Faults>>,
     pub request_log: Option<request_log::RequestLog>,
     pub forbid: Vec<ForbidRule>,
+    pub rbac: Option<Rbac>,
     pub url: String,
     pub shutdown: tokio::sync::watch::Receiver<bool>,
     pub openapi: openapi::Cache,
@@ -140,6 +145,7 @@ pub async fn start(store: Arc<Store>, config: ServerConfig) -> Result<RunningSer
         faults: RwLock::new(Arc::new(Faults::new(config.faults, config.fault_seed))),
         request_log,
         forbid: config.forbid,
+        rbac: config.rbac,
         url: url.clone(),
         shutdown,
         openapi: openapi::Cache::default(),

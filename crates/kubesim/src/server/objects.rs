@@ -125,8 +125,16 @@ pub async fn serve(
         );
     }
     let sub = path.subresource.as_deref();
-    if app.forbid.iter().any(|f| f.forbids(rt, sub, verb)) {
-        let e = ApiError::forbidden(verb, rt, path.name.as_deref(), path.namespace.as_deref());
+    if app.forbid.iter().any(|f| f.forbids(rt, sub, verb))
+        || !super::identity::allowed(app, &req.subject, verb, rt, sub, path.namespace.as_deref())
+    {
+        let e = ApiError::forbidden(
+            &req.subject.user,
+            verb,
+            rt,
+            path.name.as_deref(),
+            path.namespace.as_deref(),
+        );
         return (verb, error(&e));
     }
     let ns = path.namespace.clone().unwrap_or_default();

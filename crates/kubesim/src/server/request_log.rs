@@ -17,6 +17,12 @@ pub struct Entry<'a> {
     pub path: &'a str,
     pub query: &'a str,
     pub user_agent: &'a str,
+    /// The user the request acted as (after impersonation); empty when unauthenticated.
+    pub user: &'a str,
+    /// The `Impersonate-User` header, as sent.
+    pub impersonate_user: Option<&'a str>,
+    /// The `Impersonate-Group` headers, as sent.
+    pub impersonate_groups: &'a [String],
     pub verb: &'a str,
     pub status: u16,
     pub duration_ms: f64,
@@ -39,6 +45,7 @@ impl RequestLog {
         let line = json!({
             "time": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             "method": e.method, "path": e.path, "query": e.query, "userAgent": e.user_agent,
+            "user": e.user, "impersonateUser": e.impersonate_user, "impersonateGroups": e.impersonate_groups,
             "verb": e.verb, "status": e.status, "durationMs": (e.duration_ms * 1000.0).round() / 1000.0,
         });
         let mut text = line.to_string();

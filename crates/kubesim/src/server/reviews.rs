@@ -1,5 +1,6 @@
 //! `authorization.k8s.io/v1` reviews a client makes about itself (`kubectl auth can-i`),
-//! answered from the server's forbid rules: everything is allowed but what a rule refuses.
+//! answered for the requester (the impersonated user, when impersonating) from the server's
+//! forbid rules and, with `--rbac`, its RBAC rules.
 
 use http::{Method, Response, StatusCode};
 use serde_json::{Value, json};
@@ -7,6 +8,7 @@ use serde_json::{Value, json};
 use super::App;
 use super::discovery::subresource_verbs;
 use super::http::{Body, Req, error, json_value};
+use super::identity::{Rbac, Subject, spec_parts};
 use super::route::ResourcePath;
 use crate::resources::Registry;
 use crate::status::ApiError;
@@ -37,12 +39,17 @@ pub fn serve(app: &App, registry: &Registry, path: &ResourcePath, req: &Req) -> 
     };
     let spec = body.get("spec").cloned().unwrap_or_else(|| json!({}));
     let (kind, status) = if path.plural == "selfsubjectaccessreviews" {
-        match access_review(app, &spec) {
+        match access_review(app, &req.subject, &spec) {
             Ok(s) => ("SelfSubjectAccessReview", s),
             Err(e) => return error(&e),
         }
     } else {
-        ("SelfSubjectRulesReview", rules_review(app, registry))
+        let namespace = spec.get("namespace").and_then(Value::as_str).unwrap_or("");
+        let status = match &app.rbac {
+            Some(rbac) => rbac_rules_review(rbac, &req.subject, namespace),
+            None => rules_review(app, registry),
+        };
+        ("SelfSubjectRulesReview", status)
     };
     json_value(
         StatusCode::CREATED,
@@ -51,7 +58,7 @@ pub fn serve(app: &App, registry: &Registry, path: &ResourcePath, req: &Req) -> 
     )
 }
 
-fn access_review(app: &App, spec: &Value) -> Result<Value, ApiError> {
+fn access_review(app: &App, who: &Subject, spec: &Value) -> Result<Value, ApiError> {
     let text = |v: &Value, field: &str| {
         v.get(field)
             .and_then(Value::as_str)
@@ -65,6 +72,21 @@ fn access_review(app: &App, spec: &Value) -> Result<Value, ApiError> {
             text(attrs, "subresource"),
             text(attrs, "verb"),
         );
+        let namespace = attrs
+            .get("namespace")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty());
+        let full = if sub.is_empty() {
+            resource.clone()
+        } else {
+            format!("{resource}/{sub}")
+        };
+        if let Some(rbac) = &app.rbac
+            && !rbac.allows(who, &verb, &group, &full, namespace)
+        {
+            return Ok(json!({"allowed": false,
+                "reason": format!("no rule of kubesim's --rbac file lets User \"{}\" {verb} {full}", who.user)}));
+        }
         return Ok(
             match app
                 .forbid
@@ -136,4 +158,20 @@ fn rules_review(app: &App, registry: &Registry) -> Value {
         .map(|(g, verbs, resources)| json!({"verbs": verbs, "apiGroups": [g], "resources": resources}))
         .collect();
     json!({"resourceRules": resource_rules, "nonResourceRules": non_resource, "incomplete": false})
+}
+
+/// The rules of a rules review under `--rbac`: the subject's rules that apply in the
+/// namespace, one resource rule per resource they name.
+fn rbac_rules_review(rbac: &Rbac, who: &Subject, namespace: &str) -> Value {
+    let mut resource_rules = Vec::new();
+    for rule in rbac.rules_for(who, namespace) {
+        for spec in &rule.resources {
+            let (group, resource) = spec_parts(spec);
+            resource_rules
+                .push(json!({"verbs": rule.verbs, "apiGroups": [group], "resources": [resource]}));
+        }
+    }
+    json!({"resourceRules": resource_rules,
+           "nonResourceRules": [{"verbs": ["get"], "nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/openapi/*", "/version", "/healthz"]}],
+           "incomplete": false})
 }
