@@ -11,6 +11,7 @@ mod helm;
 mod kubeconfig;
 mod logs;
 mod managed;
+mod observe;
 mod openapi;
 mod raw;
 mod reads;
@@ -29,6 +30,7 @@ pub use logs::{
     DEFAULT_LINES_PER_POD, LogsQuery, MAX_SELECTED_PODS, PodLog, PodLogs, filter_log,
     render_pod_logs,
 };
+pub use observe::ApiObserver;
 pub use openapi::KindSchema;
 pub use reads::{EventType, EventsQuery, GetQuery, ListQuery, MetricsKind, MetricsQuery};
 pub use transport::Limits;
@@ -51,6 +53,7 @@ pub struct Cluster {
     default_context: Option<String>,
     limits: Limits,
     contexts: tokio::sync::Mutex<HashMap<String, Arc<Context>>>,
+    observer: observe::ObserverSlot,
 }
 
 impl Cluster {
@@ -91,7 +94,14 @@ impl Cluster {
             default_context,
             limits,
             contexts: tokio::sync::Mutex::new(HashMap::new()),
+            observer: observe::ObserverSlot::default(),
         }
+    }
+
+    /// Reports every API request, retry and throttle of every context to `observer` (the
+    /// server's metrics). Only the first observer set is kept; returns false for a later one.
+    pub fn observe(&self, observer: Arc<dyn ApiObserver>) -> bool {
+        self.observer.set(observer).is_ok()
     }
 
     /// The contexts on offer; `current` marks the one calls use by default.
@@ -131,7 +141,8 @@ impl Cluster {
             )
         })?;
         let context = Arc::new(Context {
-            transport: Transport::new(client, url, self.limits.clone()),
+            transport: Transport::new(client, url, self.limits.clone())
+                .observed_by(self.observer.clone()),
             namespace,
             discovery: tokio::sync::RwLock::new(None),
             openapi: tokio::sync::Mutex::new(HashMap::new()),

@@ -95,6 +95,8 @@ struct SessionInner {
     learned: tokio::sync::Mutex<HashMap<String, Learned>>,
     /// The session's own sandbox process between its runs (none in-process).
     worker: sandbox::WorkerSlot,
+    /// Counts the session in the `active_sessions` gauge while it lives.
+    _open: crate::metrics::SessionGauge,
 }
 
 impl std::fmt::Debug for Session {
@@ -115,6 +117,7 @@ impl Session {
         Session {
             inner: Arc::new(SessionInner {
                 id: uuid::Uuid::new_v4().simple().to_string(),
+                _open: server.records().session_opened(),
                 server,
                 redactor: shaping::Redactor::new(),
                 state: sandbox::State::default(),
@@ -167,9 +170,12 @@ impl Session {
             }),
         };
         let took = started.elapsed();
-        self.server()
-            .records()
-            .record(f.path, self.caller(), took, outcome.is_ok());
+        self.server().records().record(
+            f.path,
+            self.caller(),
+            took,
+            outcome.as_ref().err().map(|e| e.code.as_str()),
+        );
         if let Some(audit) = self.server().audit() {
             let mut fields = Map::new();
             fields.insert("function".into(), Value::String(f.path.to_string()));
@@ -237,6 +243,13 @@ impl Session {
     /// credential shapes, and within the output limit.
     pub(crate) fn echo_message(&self, text: &str) -> String {
         self.fit_message(&shaping::scrub(text))
+    }
+
+    /// Text the caller sent (a program), for the audit log: learned Secret values and
+    /// credential shapes replaced. Only an operator reads the log, so replacing learned
+    /// values there confirms nothing to the model.
+    pub(crate) fn audit_text(&self, text: &str) -> String {
+        shaping::scrub(&self.inner.redactor.shape_text(text)).into_owned()
     }
 
     fn fit_message(&self, text: &str) -> String {

@@ -1,4 +1,4 @@
-//! Streamable HTTP at `/mcp`, `/healthz`, and the transport's security: loopback by default,
+//! Streamable HTTP at `/mcp`, `/healthz`, `/metrics`, and the transport's security: loopback by default,
 //! Host and Origin checks against DNS rebinding, an optional bearer token, and refusal to
 //! listen beyond loopback without one.
 
@@ -93,13 +93,17 @@ pub async fn serve_http(
     let config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_allowed_origins(origins);
+    let metrics = crate::metrics::route(shared.clone());
     let service: StreamableHttpService<KubecodeServer, LocalSessionManager> =
         StreamableHttpService::new(
             move || Ok(KubecodeServer::new(&shared, Caller::named("http"))),
             Default::default(),
             config,
         );
-    let mut mcp = axum::Router::new().nest_service("/mcp", service);
+    // `/metrics` takes the same bearer token as `/mcp` (a scraper can send one).
+    let mut mcp = axum::Router::new()
+        .nest_service("/mcp", service)
+        .merge(metrics);
     if let Some(token) = options.token {
         mcp = mcp.layer(middleware::from_fn_with_state(
             Arc::new(token),

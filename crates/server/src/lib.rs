@@ -12,6 +12,7 @@ mod code;
 mod guide;
 mod http;
 mod memory;
+mod metrics;
 mod registry;
 mod state;
 mod stdio;
