@@ -317,7 +317,7 @@ impl Transport {
     /// for instance).
     pub async fn get_as(&self, path: &str, accept: &str) -> Result<Bytes> {
         // One span per request, retries included; its status code is the last attempt's.
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "kubernetes.api",
             otel.name = "GET",
             otel.kind = "client",

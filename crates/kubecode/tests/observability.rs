@@ -452,3 +452,242 @@ fn sha256_hex(text: &str) -> String {
         .unwrap();
     String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
+
+/// A loopback OTLP/HTTP receiver: every `POST /v1/traces` body, decoded.
+#[derive(Clone, Default)]
+struct Receiver {
+    spans: std::sync::Arc<std::sync::Mutex<Vec<Span>>>,
+}
+
+type Span = opentelemetry_proto::tonic::trace::v1::Span;
+
+impl Receiver {
+    async fn start() -> (Receiver, SocketAddr) {
+        use prost::Message;
+        let receiver = Receiver::default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let spans = receiver.spans.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let spans = spans.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        move |req: http::Request<hyper::body::Incoming>| {
+                            let spans = spans.clone();
+                            async move {
+                                let path = req.uri().path().to_string();
+                                let body = req.into_body().collect().await?.to_bytes();
+                                assert_eq!(path, "/v1/traces");
+                                let export = opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(body)
+                                .expect("an OTLP protobuf export");
+                                let mut all = spans.lock().unwrap();
+                                for rs in export.resource_spans {
+                                    let service = rs.resource.as_ref().and_then(|r| {
+                                        r.attributes
+                                            .iter()
+                                            .find(|a| a.key == "service.name")
+                                            .cloned()
+                                    });
+                                    assert!(
+                                        format!("{service:?}").contains("kubecode"),
+                                        "service.name: {service:?}"
+                                    );
+                                    for ss in rs.scope_spans {
+                                        all.extend(ss.spans);
+                                    }
+                                }
+                                Ok::<_, hyper::Error>(
+                                    http::Response::builder()
+                                        .header("content-type", "application/x-protobuf")
+                                        .body(Full::new(Bytes::new()))
+                                        .unwrap(),
+                                )
+                            }
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (receiver, addr)
+    }
+
+    /// The spans received once `done` holds for them, within 20 s.
+    async fn wait_for(&self, done: impl Fn(&[Span]) -> bool) -> Vec<Span> {
+        for _ in 0..200 {
+            {
+                let spans = self.spans.lock().unwrap();
+                if done(&spans) {
+                    return spans.clone();
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let spans = self.spans.lock().unwrap();
+        panic!(
+            "the expected spans did not arrive: {:#?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// `kubecode serve` over HTTP in code mode with these environment variables.
+async fn serve_with_env(
+    kubeconfig: &Path,
+    env: &[(&str, String)],
+) -> (tokio::process::Child, SocketAddr) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(binary())
+        .args([
+            "serve",
+            "--transport",
+            "http",
+            "--addr",
+            "127.0.0.1:0",
+            "--kubeconfig",
+        ])
+        .arg(kubeconfig)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("kubecode serve said where it listens");
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.trim_end_matches("/mcp").parse().unwrap();
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traces_reach_an_otlp_receiver_linked_to_the_clients_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let _api = cluster(dir.path(), &[]).await;
+    let (receiver, otlp) = Receiver::start().await;
+    let (_server, addr) = serve_with_env(
+        &dir.path().join("kubeconfig"),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{otlp}")),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100".into()),
+        ],
+    )
+    .await;
+    let mut session = HttpSession::open(addr).await.unwrap();
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let client_span = "00f067aa0ba902b7";
+    let program = "const pods = await tools.kubernetes.list({kind: 'Pod', namespace: 'payments'});\n\
+                   const p = await tools.kubernetes.get({kind: 'Pod', namespace: 'payments', name: pods[0].metadata.name});\n\
+                   return p.metadata.name;";
+    let result = session
+        .request(
+            "tools/call",
+            json!({"name": "run_code", "arguments": {"code": program},
+                   "_meta": {"traceparent": format!("00-{trace_id}-{client_span}-01")}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(result["structuredContent"]["ok"], true, "{result}");
+    // A request without trace context starts a trace of its own.
+    session.request("tools/list", json!({})).await.unwrap();
+
+    let spans = receiver
+        .wait_for(|spans| {
+            spans.iter().any(|s| s.name == "MCP tools/list")
+                && spans.iter().any(|s| s.name == "run_code")
+                && spans
+                    .iter()
+                    .filter(|s| s.name.starts_with("kubernetes."))
+                    .count()
+                    >= 2
+        })
+        .await;
+    let named = |name: &str| -> Vec<&Span> { spans.iter().filter(|s| s.name == name).collect() };
+    let one = |name: &str| -> &Span {
+        let found = named(name);
+        assert_eq!(
+            found.len(),
+            1,
+            "one {name} span: {:#?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        );
+        found[0]
+    };
+    let call = one("MCP tools/call");
+    assert_eq!(
+        hex(&call.trace_id),
+        trace_id,
+        "the client's trace continues"
+    );
+    assert_eq!(
+        hex(&call.parent_span_id),
+        client_span,
+        "under the client's span"
+    );
+    let tool = call
+        .attributes
+        .iter()
+        .find(|a| a.key == "mcp.tool")
+        .map(|a| format!("{:?}", a.value));
+    assert!(tool.is_some_and(|t| t.contains("run_code")));
+    let run = one("run_code");
+    assert_eq!(
+        run.parent_span_id, call.span_id,
+        "the run is the request's child"
+    );
+    let list = one("kubernetes.list");
+    let get = one("kubernetes.get");
+    for tool_call in [list, get] {
+        assert_eq!(
+            tool_call.parent_span_id, run.span_id,
+            "a tool call is the run's child"
+        );
+        let api: Vec<&Span> = spans
+            .iter()
+            .filter(|s| s.name == "GET" && s.parent_span_id == tool_call.span_id)
+            .collect();
+        assert!(
+            !api.is_empty(),
+            "{} made API requests: {spans:#?}",
+            tool_call.name
+        );
+        for a in api {
+            assert_eq!(
+                a.kind,
+                opentelemetry_proto::tonic::trace::v1::span::SpanKind::Client as i32
+            );
+        }
+    }
+    for s in [call, run, list, get] {
+        assert_eq!(
+            hex(&s.trace_id),
+            trace_id,
+            "{} is in the client's trace",
+            s.name
+        );
+    }
+    let listed = one("MCP tools/list");
+    assert!(
+        listed.parent_span_id.is_empty(),
+        "a request without traceparent is a root"
+    );
+    assert_ne!(hex(&listed.trace_id), trace_id);
+}

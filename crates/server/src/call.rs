@@ -21,6 +21,7 @@ use catalog::{Function, Reply};
 use cluster::{ClusterError, ErrorKind, ListQuery};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::state::ServerState;
 
@@ -161,14 +162,26 @@ impl Session {
         ahead: Option<sandbox::ItemBatches>,
     ) -> Result<Shaped, CallError> {
         let started = Instant::now();
+        let span = tracing::debug_span!(
+            "tool.call",
+            otel.name = f.path,
+            kubecode.function = f.path,
+            kubecode.code = tracing::field::Empty,
+        );
+        let stages = self
+            .stages(f, Value::Object(arguments.unwrap_or_default()), ahead)
+            .instrument(span.clone());
         let outcome = tokio::select! {
-            outcome = self.stages(f, Value::Object(arguments.unwrap_or_default()), ahead) => outcome,
+            outcome = stages => outcome,
             () = cancel.cancelled() => Err(CallError {
                 code: "Cancelled".into(),
                 message: format!("{} was cancelled before it finished", f.path),
                 field: None,
             }),
         };
+        if let Err(e) = &outcome {
+            span.record("kubecode.code", e.code.as_str());
+        }
         let took = started.elapsed();
         self.server().records().record(
             f.path,

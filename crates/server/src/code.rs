@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use crate::call::{Session, Shaped};
 use crate::metrics::RunOutcome;
@@ -19,6 +20,8 @@ use crate::registry::{CallEnv, error_result};
 pub struct CatalogHost {
     session: Session,
     cancel: CancellationToken,
+    /// The run's span: each call's span is its child, wherever the sandbox polls the call.
+    span: tracing::Span,
 }
 
 impl sandbox::Host for CatalogHost {
@@ -36,7 +39,8 @@ impl sandbox::Host for CatalogHost {
         let session = self.session.clone();
         let cancel = self.cancel.clone();
         let path = path.to_string();
-        Box::pin(async move {
+        let span = self.span.clone();
+        let call = async move {
             let Some(f) = session.server().catalog().by_path(&path) else {
                 return Err(("NotFound".into(), format!("no function {path}")));
             };
@@ -55,7 +59,8 @@ impl sandbox::Host for CatalogHost {
                 Ok(Shaped::Items(items)) => Ok(sandbox::HostValue::Items(items)),
                 Err(e) => Err((e.code, e.message)),
             }
-        })
+        };
+        Box::pin(call.instrument(span))
     }
 
     fn search(&self, query: &str, limit: usize) -> Value {
@@ -211,9 +216,20 @@ impl Session {
         env: CallEnv,
     ) -> RunReport {
         let started = std::time::Instant::now();
-        let out = self.execute(code, limits, env).await;
+        let span = tracing::debug_span!(
+            "run",
+            otel.name = "run_code",
+            kubecode.outcome = tracing::field::Empty,
+            kubecode.calls = tracing::field::Empty,
+        );
+        let out = self
+            .execute(code, limits, env)
+            .instrument(span.clone())
+            .await;
         let took = started.elapsed();
         let outcome = RunOutcome::of(out.error.as_ref());
+        span.record("kubecode.outcome", outcome.label());
+        span.record("kubecode.calls", out.calls.len());
         let error_code = out
             .error
             .as_ref()
@@ -297,6 +313,7 @@ impl Session {
         let host = Arc::new(CatalogHost {
             session: self.clone(),
             cancel: cancel.clone(),
+            span: tracing::Span::current(),
         });
         let state = self.state().clone();
         let isolation = self.server().isolation();

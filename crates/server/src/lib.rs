@@ -16,6 +16,7 @@ mod metrics;
 mod registry;
 mod state;
 mod stdio;
+pub mod telemetry;
 mod tools;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use rmcp::model::{
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+use tracing::Instrument;
 
 pub use audit::AuditLog;
 pub use call::{CallError, Caller, Session, Shaped};
@@ -104,8 +106,9 @@ impl ServerHandler for KubecodeServer {
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let _span = telemetry::mcp_span("tools/list", &context.meta).entered();
         Ok(ListToolsResult::with_all_items(
             self.server().registry().tools().to_vec(),
         ))
@@ -126,16 +129,18 @@ impl ServerHandler for KubecodeServer {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
+        let _span = telemetry::mcp_span("resources/list", &context.meta).entered();
         Ok(guide::resources(self.server()))
     }
 
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        let _span = telemetry::mcp_span("resources/read", &context.meta).entered();
         match guide::read(self.server(), &request.uri) {
             Some(r) => Ok(r.into()),
             None => Err(ErrorData::resource_not_found(
@@ -151,16 +156,18 @@ impl ServerHandler for KubecodeServer {
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
+        let _span = telemetry::mcp_span("prompts/list", &context.meta).entered();
         Ok(guide::prompts())
     }
 
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        let _span = telemetry::mcp_span("prompts/get", &context.meta).entered();
         match guide::prompt(self.server(), &request.name) {
             Some(p) => Ok(p.into()),
             None => Err(ErrorData::invalid_params(
@@ -193,9 +200,16 @@ impl ServerHandler for KubecodeServer {
                 },
             ));
         }
+        let span = telemetry::mcp_span("tools/call", &context.meta);
+        let name: &str = request.name.as_ref();
+        // Only a tool of the mode is named in the span (not whatever a client sent).
+        if !span.is_disabled() && self.server().tool_names().iter().any(|t| t == name) {
+            span.record("mcp.tool", name);
+        }
         let result = self
             .session
-            .call_tool(request.name.as_ref(), request.arguments, env)
+            .call_tool(name, request.arguments, env)
+            .instrument(span)
             .await;
         Ok(result.into())
     }
