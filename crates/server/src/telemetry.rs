@@ -71,6 +71,23 @@ where
             "OTEL_EXPORTER_OTLP_PROTOCOL={protocol} is not supported: kubecode sends OTLP over HTTP with protobuf; unset it or set http/protobuf (port 4318 on a collector)"
         ));
     }
+    for name in [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ] {
+        if let Ok(endpoint) = std::env::var(name)
+            && endpoint
+                .trim_start()
+                .to_ascii_lowercase()
+                .starts_with("https://")
+        {
+            // The exporter's HTTP client carries no TLS (it would bring a second crypto
+            // provider next to kube-rs' ring).
+            return Err(format!(
+                "{name}={endpoint}: kubecode sends OTLP over plain HTTP only; point it at a collector's http:// endpoint (a sidecar or an in-cluster collector on port 4318)"
+            ));
+        }
+    }
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_http()
         .build()
