@@ -11,6 +11,7 @@ mod helm;
 mod kubeconfig;
 mod logs;
 mod managed;
+mod observe;
 mod openapi;
 mod raw;
 mod reads;
@@ -29,6 +30,7 @@ pub use logs::{
     DEFAULT_LINES_PER_POD, LogsQuery, MAX_SELECTED_PODS, PodLog, PodLogs, filter_log,
     render_pod_logs,
 };
+pub use observe::ApiObserver;
 pub use openapi::KindSchema;
 pub use reads::{EventType, EventsQuery, GetQuery, ListQuery, MetricsKind, MetricsQuery};
 pub use transport::Limits;
@@ -53,6 +55,7 @@ pub struct Cluster {
     /// Who requests are made as, when not the credentials' own account.
     impersonate: Option<(String, Vec<String>)>,
     contexts: tokio::sync::Mutex<HashMap<String, Arc<Context>>>,
+    observer: observe::ObserverSlot,
 }
 
 impl Cluster {
@@ -94,6 +97,7 @@ impl Cluster {
             limits,
             impersonate: None,
             contexts: tokio::sync::Mutex::new(HashMap::new()),
+            observer: observe::ObserverSlot::default(),
         }
     }
 
@@ -107,7 +111,15 @@ impl Cluster {
             limits: self.limits.clone(),
             impersonate: Some((user.to_string(), groups.to_vec())),
             contexts: tokio::sync::Mutex::new(HashMap::new()),
+            // The same metrics whoever the requests are made as.
+            observer: self.observer.clone(),
         }
+    }
+
+    /// Reports every API request, retry and throttle of every context to `observer` (the
+    /// server's metrics). Only the first observer set is kept; returns false for a later one.
+    pub fn observe(&self, observer: Arc<dyn ApiObserver>) -> bool {
+        self.observer.set(observer).is_ok()
     }
 
     /// The contexts on offer; `current` marks the one calls use by default.
@@ -151,7 +163,8 @@ impl Cluster {
             )
         })?;
         let context = Arc::new(Context {
-            transport: Transport::new(client, url, self.limits.clone()),
+            transport: Transport::new(client, url, self.limits.clone())
+                .observed_by(self.observer.clone()),
             namespace,
             discovery: tokio::sync::RwLock::new(None),
             openapi: tokio::sync::Mutex::new(HashMap::new()),

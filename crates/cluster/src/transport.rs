@@ -10,8 +10,10 @@ use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 use rand::Rng;
 use serde_json::Value;
+use tracing::Instrument;
 
 use crate::error::{ClusterError, ErrorKind, Result};
+use crate::observe::ObserverSlot;
 
 /// How kubecode names itself to the API server (its audit log shows it).
 pub const USER_AGENT: &str = concat!("kubecode/", env!("CARGO_PKG_VERSION"));
@@ -66,19 +68,21 @@ impl RateLimiter {
         }
     }
 
-    async fn acquire(&self) {
+    /// Takes a token, waiting for one when the bucket is empty; true when it waited.
+    async fn acquire(&self) -> bool {
         let mut state = self.state.lock().await;
         let now = Instant::now();
         let (tokens, last) = *state;
         let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.qps).min(self.burst);
         if tokens >= 1.0 {
             *state = (tokens - 1.0, now);
-            return;
+            return false;
         }
         let wait = Duration::from_secs_f64((1.0 - tokens) / self.qps);
         *state = (0.0, now + wait);
         // Holding the lock while waiting keeps callers in order.
         tokio::time::sleep(wait).await;
+        true
     }
 }
 
@@ -89,16 +93,19 @@ pub struct Transport {
     limiter: RateLimiter,
     limits: Limits,
     server_clock: Mutex<Option<(DateTime<Utc>, Instant)>>,
+    observer: ObserverSlot,
 }
 
 /// What an attempt produced.
 enum Attempt {
-    Done(Bytes),
+    Done(Bytes, String),
     Retry {
         error: ClusterError,
         after: Option<Duration>,
+        /// The status code, or `timeout` / `unreachable` (for metrics and traces).
+        code: String,
     },
-    Fail(ClusterError),
+    Fail(ClusterError, String),
 }
 
 fn status_field(body: &[u8], field: &str) -> Option<String> {
@@ -180,6 +187,19 @@ impl Transport {
             limiter: RateLimiter::new(limits.qps, limits.burst),
             limits,
             server_clock: Mutex::new(None),
+            observer: ObserverSlot::default(),
+        }
+    }
+
+    /// Reports this transport's traffic to the observer in `slot`, once one is set.
+    pub(crate) fn observed_by(mut self, slot: ObserverSlot) -> Transport {
+        self.observer = slot;
+        self
+    }
+
+    fn observe(&self, report: impl FnOnce(&dyn crate::ApiObserver)) {
+        if let Some(o) = self.observer.get() {
+            report(o.as_ref());
         }
     }
 
@@ -201,7 +221,9 @@ impl Transport {
 
     async fn attempt(&self, path: &str, accept: &str) -> Attempt {
         // `kubecode/VERSION` in the API server's audit log, as kubectl names itself.
-        self.limiter.acquire().await;
+        if self.limiter.acquire().await {
+            self.observe(|o| o.throttle("GET", "client"));
+        }
         let request = match http::Request::get(path)
             .header(http::header::USER_AGENT, USER_AGENT)
             .header(http::header::ACCEPT, accept)
@@ -209,10 +231,13 @@ impl Transport {
         {
             Ok(r) => r,
             Err(e) => {
-                return Attempt::Fail(ClusterError::bad_input(
-                    "request",
-                    format!("invalid request path {path:?}: {e}"),
-                ));
+                return Attempt::Fail(
+                    ClusterError::bad_input(
+                        "request",
+                        format!("invalid request path {path:?}: {e}"),
+                    ),
+                    "invalid".into(),
+                );
             }
         };
         let timeout = self.limits.request_timeout;
@@ -234,6 +259,7 @@ impl Transport {
                         ),
                     ),
                     after: None,
+                    code: "timeout".into(),
                 };
             }
             Ok(Err(e)) => {
@@ -243,6 +269,7 @@ impl Transport {
                         format!("cannot reach the API server at {}: {e}", self.url),
                     ),
                     after: None,
+                    code: "unreachable".into(),
                 };
             }
             Ok(Ok(x)) => x,
@@ -258,7 +285,10 @@ impl Transport {
         }
         let code = parts.status.as_u16();
         if parts.status.is_success() {
-            return Attempt::Done(body);
+            return Attempt::Done(body, code.to_string());
+        }
+        if code == 429 {
+            self.observe(|o| o.throttle("GET", "429"));
         }
         let error = error_for(code, &body);
         if matches!(code, 429 | 500 | 502 | 503 | 504) {
@@ -268,9 +298,13 @@ impl Transport {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
-            Attempt::Retry { error, after }
+            Attempt::Retry {
+                error,
+                after,
+                code: code.to_string(),
+            }
         } else {
-            Attempt::Fail(error)
+            Attempt::Fail(error, code.to_string())
         }
     }
 
@@ -282,14 +316,41 @@ impl Transport {
     /// Like [`Transport::get`], asking for the media type `accept` (a server-side Table,
     /// for instance).
     pub async fn get_as(&self, path: &str, accept: &str) -> Result<Bytes> {
+        // One span per request, retries included; its status code is the last attempt's.
+        let span = tracing::debug_span!(
+            "kubernetes.api",
+            otel.name = "GET",
+            otel.kind = "client",
+            http.request.method = "GET",
+            url.path = path.split('?').next().unwrap_or(path),
+            http.response.status_code = tracing::field::Empty,
+            retries = tracing::field::Empty,
+        );
+        self.get_attempts(path, accept, &span)
+            .instrument(span.clone())
+            .await
+    }
+
+    async fn get_attempts(&self, path: &str, accept: &str, span: &tracing::Span) -> Result<Bytes> {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
-            let (error, after) = match self.attempt(path, accept).await {
-                Attempt::Done(body) => return Ok(body),
-                Attempt::Fail(e) => return Err(e),
-                Attempt::Retry { error, after } => (error, after),
+            span.record("retries", attempt);
+            let (error, after, code) = match self.attempt(path, accept).await {
+                Attempt::Done(body, code) => {
+                    self.observe(|o| o.request("GET", &code));
+                    span.record("http.response.status_code", code.as_str());
+                    return Ok(body);
+                }
+                Attempt::Fail(e, code) => {
+                    self.observe(|o| o.request("GET", &code));
+                    span.record("http.response.status_code", code.as_str());
+                    return Err(e);
+                }
+                Attempt::Retry { error, after, code } => (error, after, code),
             };
+            self.observe(|o| o.request("GET", &code));
+            span.record("http.response.status_code", code.as_str());
             if attempt >= self.limits.max_retries {
                 return Err(error);
             }
@@ -309,6 +370,7 @@ impl Transport {
                 return Err(error);
             }
             tracing::debug!("retrying {path} in {wait:?} after: {}", error.message);
+            self.observe(|o| o.retry("GET", &code));
             tokio::time::sleep(wait).await;
             attempt += 1;
         }

@@ -6,6 +6,7 @@ mod cli;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tracing_subscriber::prelude::*;
 
 /// The hidden subcommand a sandbox worker process runs (`sandbox::Pool` starts it).
 pub const WORKER_COMMAND: &str = "sandbox-worker";
@@ -41,14 +42,27 @@ fn main() -> ExitCode {
     }
     let args = cli::Cli::parse();
     // Logs go to stderr only: stdout carries program output (and, under MCP stdio, the protocol).
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
+        .with_filter(
             tracing_subscriber::EnvFilter::try_from_env("KUBECODE_LOG")
                 // rmcp logs every client-side message at info; the benchmarks hold client sessions.
                 .unwrap_or_else(|_| "info,rmcp=warn".into()),
-        )
+        );
+    // Traces when OTEL_EXPORTER_OTLP_ENDPOINT is set; the guard sends the last spans at exit
+    // (it is dropped after the runtime, outside it, as the blocking exporter needs).
+    let (traces, _telemetry) = match server::telemetry::layer() {
+        Ok(Some((layer, guard))) => (Some(layer), Some(guard)),
+        Ok(None) => (None, None),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(traces)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use confine::supported as seccomp_supported;
-pub use pool::{Isolation, Pool, WorkerCommand, WorkerSlot};
+pub use pool::{Isolation, Pool, WorkerCommand, WorkerCounts, WorkerSlot};
 pub use state::State;
 pub use strip::{SyntaxError, strip};
 

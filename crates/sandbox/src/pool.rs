@@ -82,6 +82,15 @@ struct Worker {
 /// Workers kept in session slots, all sessions together, at most.
 const MAX_KEPT: usize = 16;
 
+/// One running worker's place in the count.
+struct Running<'a>(&'a AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// One kept worker's place in the count.
 struct Kept(Arc<AtomicUsize>);
 
@@ -121,6 +130,18 @@ pub struct Pool {
     warm: Mutex<Vec<Worker>>,
     size: usize,
     kept: Arc<AtomicUsize>,
+    running: AtomicUsize,
+}
+
+/// How many workers a pool has, by what they do (the server's `sandbox workers` gauges).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerCounts {
+    /// Started and waiting for any session's next run.
+    pub warm: usize,
+    /// Kept by a session for its runs (between them, or running one).
+    pub kept: usize,
+    /// Running a program now.
+    pub running: usize,
 }
 
 impl std::fmt::Debug for Pool {
@@ -140,7 +161,17 @@ impl Pool {
             warm: Mutex::new(Vec::new()),
             size,
             kept: Arc::new(AtomicUsize::new(0)),
+            running: AtomicUsize::new(0),
         })
+    }
+
+    /// The pool's workers now, by what they do.
+    pub fn counts(&self) -> WorkerCounts {
+        WorkerCounts {
+            warm: self.warm.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            kept: self.kept.load(Ordering::SeqCst),
+            running: self.running.load(Ordering::SeqCst),
+        }
     }
 
     fn spawn(&self) -> std::io::Result<Worker> {
@@ -210,6 +241,9 @@ impl Pool {
         };
         let mut out = match worker {
             Ok(w) => {
+                self.running.fetch_add(1, Ordering::SeqCst);
+                // Counted down however the run ends (the caller may drop this future).
+                let _running = Running(&self.running);
                 let (out, back) = drive(w, program, host, state, &limits, control).await;
                 if let Some(w) = back.and_then(|w| self.keep(w)) {
                     slot.keep(w);

@@ -21,6 +21,7 @@ use catalog::{Function, Reply};
 use cluster::{ClusterError, ErrorKind, ListQuery};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::state::ServerState;
 
@@ -144,6 +145,8 @@ struct SessionInner {
     learned: tokio::sync::Mutex<HashMap<String, Learned>>,
     /// The session's own sandbox process between its runs (none in-process).
     worker: sandbox::WorkerSlot,
+    /// Counts the session in the `active_sessions` gauge while it lives.
+    _open: crate::metrics::SessionGauge,
 }
 
 impl std::fmt::Debug for Session {
@@ -164,6 +167,7 @@ impl Session {
         Session {
             inner: Arc::new(SessionInner {
                 id: uuid::Uuid::new_v4().simple().to_string(),
+                _open: server.records().session_opened(),
                 server,
                 redactor: shaping::Redactor::new(),
                 state: sandbox::State::default(),
@@ -233,18 +237,33 @@ impl Session {
         ahead: Option<sandbox::ItemBatches>,
     ) -> Result<Shaped, CallError> {
         let started = Instant::now();
+        let span = tracing::debug_span!(
+            "tool.call",
+            otel.name = f.path,
+            kubecode.function = f.path,
+            kubecode.code = tracing::field::Empty,
+        );
+        let stages = self
+            .stages(f, Value::Object(arguments.unwrap_or_default()), ahead)
+            .instrument(span.clone());
         let outcome = tokio::select! {
-            outcome = self.stages(f, Value::Object(arguments.unwrap_or_default()), ahead) => outcome,
+            outcome = stages => outcome,
             () = cancel.cancelled() => Err(CallError {
                 code: "Cancelled".into(),
                 message: format!("{} was cancelled before it finished", f.path),
                 field: None,
             }),
         };
+        if let Err(e) = &outcome {
+            span.record("kubecode.code", e.code.as_str());
+        }
         let took = started.elapsed();
-        self.server()
-            .records()
-            .record(f.path, &self.caller(), took, outcome.is_ok());
+        self.server().records().record(
+            f.path,
+            &self.caller(),
+            took,
+            outcome.as_ref().err().map(|e| e.code.as_str()),
+        );
         if let Some(audit) = self.server().audit() {
             let mut fields = Map::new();
             fields.insert("function".into(), Value::String(f.path.to_string()));
@@ -314,6 +333,13 @@ impl Session {
     /// credential shapes, and within the output limit.
     pub(crate) fn echo_message(&self, text: &str) -> String {
         self.fit_message(&shaping::scrub(text))
+    }
+
+    /// Text the caller sent (a program), for the audit log: learned Secret values and
+    /// credential shapes replaced. Only an operator reads the log, so replacing learned
+    /// values there confirms nothing to the model.
+    pub(crate) fn audit_text(&self, text: &str) -> String {
+        shaping::scrub(&self.inner.redactor.shape_text(text)).into_owned()
     }
 
     fn fit_message(&self, text: &str) -> String {

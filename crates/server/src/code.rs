@@ -9,13 +9,19 @@ use rmcp::model::{CallToolResult, Tool, ToolAnnotations};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
+use sha2::{Digest, Sha256};
+use tracing::Instrument;
+
 use crate::call::{Session, Shaped};
+use crate::metrics::RunOutcome;
 use crate::registry::{CallEnv, error_result};
 
 /// The sandbox's view of the catalog for one run of one session.
 pub struct CatalogHost {
     session: Session,
     cancel: CancellationToken,
+    /// The run's span: each call's span is its child, wherever the sandbox polls the call.
+    span: tracing::Span,
 }
 
 impl sandbox::Host for CatalogHost {
@@ -33,7 +39,8 @@ impl sandbox::Host for CatalogHost {
         let session = self.session.clone();
         let cancel = self.cancel.clone();
         let path = path.to_string();
-        Box::pin(async move {
+        let span = self.span.clone();
+        let call = async move {
             let Some(f) = session.server().catalog().by_path(&path) else {
                 return Err(("NotFound".into(), format!("no function {path}")));
             };
@@ -52,7 +59,8 @@ impl sandbox::Host for CatalogHost {
                 Ok(Shaped::Items(items)) => Ok(sandbox::HostValue::Items(items)),
                 Err(e) => Err((e.code, e.message)),
             }
-        })
+        };
+        Box::pin(call.instrument(span))
     }
 
     fn search(&self, query: &str, limit: usize) -> Value {
@@ -204,15 +212,77 @@ impl Session {
     pub async fn run_program(
         &self,
         code: &str,
-        mut limits: sandbox::Limits,
+        limits: sandbox::Limits,
         env: CallEnv,
     ) -> RunReport {
+        let started = std::time::Instant::now();
+        let span = tracing::debug_span!(
+            "run",
+            otel.name = "run_code",
+            kubecode.outcome = tracing::field::Empty,
+            kubecode.calls = tracing::field::Empty,
+        );
+        let out = self
+            .execute(code, limits, env)
+            .instrument(span.clone())
+            .await;
+        let took = started.elapsed();
+        let outcome = RunOutcome::of(out.error.as_ref());
+        span.record("kubecode.outcome", outcome.label());
+        span.record("kubecode.calls", out.calls.len());
+        let error_code = out
+            .error
+            .as_ref()
+            .map(|e| e.code.clone().unwrap_or_else(|| e.name.clone()));
+        let calls: Vec<Value> = out
+            .calls
+            .iter()
+            .map(|c| Value::String(c.path.clone()))
+            .collect();
+        let report = self.report(out);
+        let cut = report.document["truncated"] == Value::Bool(true);
+        self.server().records().record_run(outcome, took, cut);
+        if let Some(audit) = self.server().audit() {
+            let program = self.audit_text(code);
+            let mut fields = Map::new();
+            fields.insert("tool".into(), Value::String("run_code".into()));
+            fields.insert("program".into(), Value::String(program));
+            fields.insert(
+                "sha256".into(),
+                Value::String(format!("{:x}", Sha256::digest(code.as_bytes()))),
+            );
+            fields.insert("calls".into(), Value::Array(calls));
+            fields.insert(
+                "resultChars".into(),
+                Value::from(report.document["result"].to_string().chars().count()),
+            );
+            fields.insert("truncated".into(), Value::Bool(cut));
+            fields.insert("ms".into(), Value::from(took.as_millis() as u64));
+            fields.insert("outcome".into(), Value::String(outcome.label().into()));
+            if let RunOutcome::Limit(limit) = outcome {
+                fields.insert("limit".into(), Value::String(limit.into()));
+            }
+            if let Some(code) = error_code {
+                fields.insert("code".into(), Value::String(self.audit_text(&code)));
+            }
+            audit.write("run", self.id(), &self.caller(), fields);
+        }
+        report
+    }
+
+    /// The run itself: a slot, then the sandbox.
+    async fn execute(
+        &self,
+        code: &str,
+        mut limits: sandbox::Limits,
+        env: CallEnv,
+    ) -> sandbox::RunOutput {
         let waited = std::time::Instant::now();
         let slot = tokio::select! {
             slot = tokio::time::timeout(limits.wall, self.server().run_slots().acquire()) => slot,
             () = env.cancel.cancelled() => {
                 let e = sandbox::RunError::limit_exceeded("the client cancelled the run before it started");
-                return self.report(sandbox::RunOutput::failed(e, Vec::new(), Vec::new()));
+                return sandbox::RunOutput::failed(e, Vec::new(), Vec::new());
             }
         };
         let Ok(Ok(slot)) = slot else {
@@ -220,7 +290,7 @@ impl Session {
                 "the server was running its maximum of programs at once for the whole wall-clock limit ({} ms); try again shortly",
                 limits.wall.as_millis()
             ));
-            return self.report(sandbox::RunOutput::failed(e, Vec::new(), Vec::new()));
+            return sandbox::RunOutput::failed(e, Vec::new(), Vec::new());
         };
         // Time spent waiting for a slot counts against the run's wall clock, in whole
         // milliseconds so that a run that did not wait keeps its limit (and message) exact.
@@ -243,6 +313,7 @@ impl Session {
         let host = Arc::new(CatalogHost {
             session: self.clone(),
             cancel: cancel.clone(),
+            span: tracing::Span::current(),
         });
         let state = self.state().clone();
         let isolation = self.server().isolation();
@@ -254,7 +325,7 @@ impl Session {
         watcher.abort();
         drop(slot);
         crate::memory::release_when_idle(self.server());
-        self.report(out)
+        out
     }
 
     /// The run's output as the client receives it: every field scrubbed, the whole document

@@ -1,4 +1,4 @@
-//! Streamable HTTP at `/mcp`, `/healthz`, and the transport's security: loopback by default,
+//! Streamable HTTP at `/mcp`, `/healthz`, `/metrics`, and the transport's security: loopback by default,
 //! Host and Origin checks against DNS rebinding, an optional bearer token, and refusal to
 //! listen beyond loopback without one; or OAuth 2.1 (see `auth`), whose verified caller
 //! rides in each request's extensions.
@@ -109,13 +109,17 @@ pub async fn serve_http(
     // rmcp calls this once per session, and once per request that is served on its own (all
     // of them under --stateless, and every 2026-07-28 request): such a request gets a Session
     // of its own, which ends with it.
+    let metrics = crate::metrics::route(shared.clone());
     let service: StreamableHttpService<KubecodeServer, LocalSessionManager> =
         StreamableHttpService::new(
             move || Ok(KubecodeServer::on(&shared, Caller::named("http"), route)),
             Default::default(),
             config,
         );
-    let mut mcp = axum::Router::new().nest_service("/mcp", service);
+    // `/metrics` takes the same bearer token as `/mcp` (a scraper can send one).
+    let mut mcp = axum::Router::new()
+        .nest_service("/mcp", service)
+        .merge(metrics);
     if let Some(token) = options.token {
         mcp = mcp.layer(middleware::from_fn_with_state(
             Arc::new(token),

@@ -14,9 +14,11 @@ mod code;
 mod guide;
 mod http;
 mod memory;
+mod metrics;
 mod registry;
 mod state;
 mod stdio;
+pub mod telemetry;
 mod tools;
 
 use std::borrow::Cow;
@@ -34,6 +36,7 @@ use rmcp::model::{
 use rmcp::model::{LoggingLevel, LoggingMessageNotificationParam, SetLevelRequestParams};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
+use tracing::Instrument;
 
 pub use approval_page::{
     ApprovalPages, PageDecision, PageError, PendingApproval, Review, ReviewChange,
@@ -265,6 +268,7 @@ impl ServerHandler for KubecodeServer {
         _request: Option<PaginatedRequestParams>,
         context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
+        let _span = telemetry::mcp_span("tools/list", &context.meta).entered();
         let mut tools = self.server().registry().tools().to_vec();
         if self.stateless(&context) {
             for tool in tools.iter_mut().filter(|t| t.name == "run_code") {
@@ -361,16 +365,18 @@ impl ServerHandler for KubecodeServer {
     async fn list_resources(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
+        let _span = telemetry::mcp_span("resources/list", &context.meta).entered();
         Ok(guide::resources(self.server()))
     }
 
     async fn read_resource(
         &self,
         request: ReadResourceRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, ErrorData> {
+        let _span = telemetry::mcp_span("resources/read", &context.meta).entered();
         match guide::read(self.server(), &request.uri) {
             Some(r) => Ok(r.into()),
             None => Err(ErrorData::resource_not_found(
@@ -387,16 +393,18 @@ impl ServerHandler for KubecodeServer {
     async fn list_prompts(
         &self,
         _request: Option<PaginatedRequestParams>,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, ErrorData> {
+        let _span = telemetry::mcp_span("prompts/list", &context.meta).entered();
         Ok(guide::prompts())
     }
 
     async fn get_prompt(
         &self,
         request: GetPromptRequestParams,
-        _context: RequestContext<RoleServer>,
+        context: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, ErrorData> {
+        let _span = telemetry::mcp_span("prompts/get", &context.meta).entered();
         match guide::prompt(self.server(), &request.name) {
             Some(p) => Ok(p.into()),
             None => Err(ErrorData::invalid_params(
@@ -431,10 +439,16 @@ impl ServerHandler for KubecodeServer {
             ));
         }
         let started = std::time::Instant::now();
-        let name = request.name.to_string();
+        let span = telemetry::mcp_span("tools/call", &context.meta);
+        let name: &str = request.name.as_ref();
+        // Only a tool of the mode is named in the span (not whatever a client sent).
+        if !span.is_disabled() && self.server().tool_names().iter().any(|t| t == name) {
+            span.record("mcp.tool", name);
+        }
         let result = self
             .session
-            .call_tool(request.name.as_ref(), request.arguments, env)
+            .call_tool(name, request.arguments, env)
+            .instrument(span)
             .await;
         let failed = result.is_error == Some(true);
         #[allow(deprecated)]

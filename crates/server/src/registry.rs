@@ -106,9 +106,15 @@ impl Session {
         let registry = self.server().registry();
         let started = std::time::Instant::now();
         let record = |tool: &str, r: &CallToolResult| {
-            let ok = r.is_error != Some(true);
+            let code = (r.is_error == Some(true)).then(|| {
+                r.structured_content
+                    .as_ref()
+                    .and_then(|c| c.pointer("/error/code"))
+                    .and_then(Value::as_str)
+                    .unwrap_or("error")
+            });
             let records = self.server().records();
-            records.record(tool, &self.caller(), started.elapsed(), ok);
+            records.record(tool, &self.caller(), started.elapsed(), code);
         };
         match registry.route(name) {
             // A program's calls are recorded one by one by the call path; the run as a whole here.

@@ -11,6 +11,7 @@ use cluster::{Cluster, ClusterError, ErrorKind};
 use crate::Mode;
 use crate::audit::AuditLog;
 use crate::call::{Caller, Identity, Session};
+use crate::metrics::{Metrics, RunOutcome, SessionGauge};
 use crate::registry::Registry;
 
 /// How a server is set up.
@@ -72,6 +73,8 @@ impl ServerState {
         let catalog = Catalog::new();
         let registry = Registry::build(options.mode, &catalog, options.limits.output);
         let slots = options.max_concurrent_runs.max(1);
+        let records = Records::default();
+        cluster.observe(records.metrics.api_observer());
         Arc::new(ServerState {
             catalog,
             cluster: Arc::new(cluster),
@@ -85,7 +88,7 @@ impl ServerState {
             policy: Policy {
                 allow_changes: false,
             },
-            records: Records::default(),
+            records,
             audit: options.audit,
         })
     }
@@ -164,6 +167,16 @@ impl ServerState {
         &self.run_slots
     }
 
+    /// The metrics in the OpenMetrics text format (`GET /metrics`), gauges read now.
+    pub fn metrics_text(&self) -> String {
+        let running = self.run_slot_count - self.run_slots.available_permits();
+        let workers = match &self.isolation {
+            sandbox::Isolation::Process(pool) => pool.counts(),
+            sandbox::Isolation::InProcess => sandbox::WorkerCounts::default(),
+        };
+        self.records.metrics.encode(running, workers)
+    }
+
     /// Whether no program is running.
     pub(crate) fn idle(&self) -> bool {
         self.run_slots.available_permits() == self.run_slot_count
@@ -207,10 +220,12 @@ impl Policy {
     }
 }
 
-/// The record stage: how many calls of each function succeeded and failed.
+/// The record stage: how many calls of each function succeeded and failed, and the
+/// server's metrics.
 #[derive(Debug, Default)]
 pub struct Records {
     counts: Mutex<BTreeMap<String, CallCount>>,
+    metrics: Metrics,
 }
 
 /// Calls of one function.
@@ -223,8 +238,9 @@ pub struct CallCount {
 }
 
 impl Records {
-    /// Records one call.
-    pub(crate) fn record(&self, path: &str, caller: &Caller, took: Duration, ok: bool) {
+    /// Records one call; `code` is a failed call's error code.
+    pub(crate) fn record(&self, path: &str, caller: &Caller, took: Duration, code: Option<&str>) {
+        let ok = code.is_none();
         tracing::debug!(
             path,
             caller = caller.name(),
@@ -232,6 +248,7 @@ impl Records {
             ok,
             "call"
         );
+        self.metrics.call(path, code);
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let c = counts.entry(path.to_string()).or_default();
         if ok {
@@ -239,6 +256,16 @@ impl Records {
         } else {
             c.failed += 1;
         }
+    }
+
+    /// Records one run of a program (its calls were recorded one by one).
+    pub(crate) fn record_run(&self, outcome: RunOutcome, took: Duration, cut: bool) {
+        self.metrics.run(outcome, took, cut);
+    }
+
+    /// Counts a session as open until the guard is dropped.
+    pub(crate) fn session_opened(&self) -> SessionGauge {
+        self.metrics.session_opened()
     }
 
     /// The calls recorded for a function path (`kubernetes.list`) or a tool (`run_code`).
