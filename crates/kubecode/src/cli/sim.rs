@@ -49,6 +49,10 @@ pub struct SimArgs {
     /// Answer 403 Forbidden for RESOURCE[.GROUP][/SUBRESOURCE][:VERB], e.g. `secrets`. Repeatable.
     #[arg(long, value_name = "RULE")]
     forbid: Vec<String>,
+    /// Milliseconds before pods the simulated controllers create are Running and Ready
+    /// (0: at once).
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    ready_after_ms: u64,
     /// Bearer token clients must send (random by default).
     #[arg(long, env = "KUBESIM_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -112,6 +116,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         faults,
         fault_seed: args.fault_seed,
         forbid,
+        ready_after: Some(std::time::Duration::from_millis(args.ready_after_ms)),
     };
     let server = kubesim::serve(snapshot, config).await?;
     if let Some(path) = &args.kubeconfig {
