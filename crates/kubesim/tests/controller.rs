@@ -153,7 +153,7 @@ async fn scaling_a_deployment_adds_and_removes_pods_that_start_after_the_delay()
     let old: Vec<String> = pods(&client, "shop", "app=cart")
         .await
         .iter()
-        .map(|p| name(&p))
+        .map(name)
         .collect();
     assert_eq!(old.len(), 3);
 
@@ -165,12 +165,12 @@ async fn scaling_a_deployment_adds_and_removes_pods_that_start_after_the_delay()
         (p.len() == 5).then_some(p)
     })
     .await;
-    let new: Vec<&Value> = fresh.iter().filter(|p| !old.contains(&name(&p))).collect();
+    let new: Vec<&Value> = fresh.iter().filter(|p| !old.contains(&name(p))).collect();
     assert_eq!(new.len(), 2);
     for p in &new {
         assert!(!ready(p) && phase(p) == "Pending", "{p:?}");
         assert!(node_of(p).starts_with("demo-worker"), "{p:?}");
-        let pod_name = name(&p);
+        let pod_name = name(p);
         assert!(pod_name.starts_with(&format!("{rs_name}-")), "{pod_name}");
         assert_eq!(pod_name.len(), rs_name.len() + 6);
         let owner = &p["metadata"]["ownerReferences"][0];
@@ -213,7 +213,7 @@ async fn scaling_a_deployment_adds_and_removes_pods_that_start_after_the_delay()
     );
     let created = events(&client, "shop", "SuccessfulCreate").await;
     for p in &new {
-        let message = format!("Created pod: {}", name(&p));
+        let message = format!("Created pod: {}", name(p));
         assert!(created.iter().any(|e| e["message"] == message.as_str()));
     }
     let scheduled = events(&client, "shop", "Scheduled").await;
@@ -264,26 +264,23 @@ async fn rollout_restart_then_status_then_undo_with_kubectl() {
     assert!(out.contains("successfully rolled out"), "{out}");
     let sets = replica_sets(&client, "shop", "app=cart").await;
     assert_eq!(sets.len(), 2);
-    let second = sets.iter().find(|rs| name(&rs) != first_name).unwrap();
-    let second_name = name(&second);
+    let second = sets.iter().find(|rs| name(rs) != first_name).unwrap();
+    let second_name = name(second);
     let hash = s(second, "/metadata/labels/pod-template-hash");
     assert_eq!(second_name, format!("cart-{hash}"));
-    assert_eq!(
-        annotation(&second, "deployment.kubernetes.io/revision"),
-        "2"
-    );
+    assert_eq!(annotation(second, "deployment.kubernetes.io/revision"), "2");
     assert!(
         second
             .pointer("/spec/template/metadata/annotations/kubectl.kubernetes.io~1restartedAt")
             .is_some()
     );
-    let old = sets.iter().find(|rs| name(&rs) == first_name).unwrap();
+    let old = sets.iter().find(|rs| name(rs) == first_name).unwrap();
     assert_eq!(replicas(old), Some(0));
     // Every pod now belongs to the new ReplicaSet, and the old ones are gone.
     let now = ready_pods(&client, "shop", "app=cart", 3).await;
     assert!(
         now.iter()
-            .all(|p| name(&p).starts_with(&format!("{second_name}-")))
+            .all(|p| name(p).starts_with(&format!("{second_name}-")))
     );
     let history = k
         .ok(&["rollout", "history", "deployment/cart", "-n", "shop"])
@@ -306,17 +303,17 @@ async fn rollout_restart_then_status_then_undo_with_kubectl() {
     .await;
     let sets = replica_sets(&client, "shop", "app=cart").await;
     assert_eq!(sets.len(), 2, "a rollback reuses the old ReplicaSet");
-    let back = sets.iter().find(|rs| name(&rs) == first_name).unwrap();
-    assert_eq!(annotation(&back, "deployment.kubernetes.io/revision"), "3");
+    let back = sets.iter().find(|rs| name(rs) == first_name).unwrap();
+    assert_eq!(annotation(back, "deployment.kubernetes.io/revision"), "3");
     assert_eq!(
-        annotation(&back, "deployment.kubernetes.io/revision-history"),
+        annotation(back, "deployment.kubernetes.io/revision-history"),
         "1"
     );
     assert_eq!(replicas(back), Some(3));
     let now = ready_pods(&client, "shop", "app=cart", 3).await;
     assert!(
         now.iter()
-            .all(|p| name(&p).starts_with(&format!("{first_name}-")))
+            .all(|p| name(p).starts_with(&format!("{first_name}-")))
     );
     let d = get(
         &Api::<Deployment>::namespaced(client.clone(), "shop"),
@@ -354,7 +351,7 @@ async fn set_image_on_a_new_deployment_rolls_it_and_the_same_writes_give_the_sam
         let first: Vec<String> = ready_pods(&client, "default", "app=web", 2)
             .await
             .iter()
-            .map(|p| name(&p))
+            .map(name)
             .collect();
         k.ok(&["set", "image", "deployment/web", "nginx=nginx:1.28"])
             .await;
@@ -363,7 +360,7 @@ async fn set_image_on_a_new_deployment_rolls_it_and_the_same_writes_give_the_sam
         let second = ready_pods(&client, "default", "app=web", 2).await;
         for p in &second {
             assert_eq!(s(p, "/spec/containers/0/image"), "nginx:1.28");
-            assert!(!first.contains(&name(&p)));
+            assert!(!first.contains(&name(p)));
         }
         let mut sets: Vec<(String, String, Option<i64>)> =
             replica_sets(&client, "default", "app=web")
@@ -371,8 +368,8 @@ async fn set_image_on_a_new_deployment_rolls_it_and_the_same_writes_give_the_sam
                 .iter()
                 .map(|rs| {
                     (
-                        name(&rs),
-                        annotation(&rs, "deployment.kubernetes.io/revision"),
+                        name(rs),
+                        annotation(rs, "deployment.kubernetes.io/revision"),
                         replicas(rs),
                     )
                 })
@@ -381,7 +378,7 @@ async fn set_image_on_a_new_deployment_rolls_it_and_the_same_writes_give_the_sam
         assert_eq!(sets.len(), 2);
         assert_eq!((sets[0].1.as_str(), sets[0].2), ("1", Some(0)));
         assert_eq!((sets[1].1.as_str(), sets[1].2), ("2", Some(2)));
-        let mut names: Vec<String> = second.iter().map(|p| name(&p)).collect();
+        let mut names: Vec<String> = second.iter().map(name).collect();
         names.extend(first);
         names.sort();
         runs.push((sets, names));
@@ -422,12 +419,12 @@ async fn cordoned_nodes_get_no_new_pods_and_a_full_cluster_leaves_them_pending()
     let old: Vec<String> = pods(&client, "shop", "app=cart")
         .await
         .iter()
-        .map(|p| name(&p))
+        .map(name)
         .collect();
     k.ok(&["scale", "deployment/cart", "-n", "shop", "--replicas=7"])
         .await;
     let all = ready_pods(&client, "shop", "app=cart", 7).await;
-    let new: Vec<&Value> = all.iter().filter(|p| !old.contains(&name(&p))).collect();
+    let new: Vec<&Value> = all.iter().filter(|p| !old.contains(&name(p))).collect();
     assert_eq!(new.len(), 4);
     // demo-worker is cordoned and the control plane is tainted NoSchedule.
     assert!(new.iter().all(|p| node_of(p) == "demo-worker2"), "{new:?}");
@@ -470,7 +467,7 @@ async fn cordoned_nodes_get_no_new_pods_and_a_full_cluster_leaves_them_pending()
     // Uncordoning lets it in; the taint goes.
     k.ok(&["uncordon", "demo-worker"]).await;
     let all = ready_pods(&client, "shop", "app=cart", 8).await;
-    let placed = all.iter().find(|p| name(&p) == name(&pending)).unwrap();
+    let placed = all.iter().find(|p| name(p) == name(&pending)).unwrap();
     assert_eq!(node_of(placed), "demo-worker");
     let n = get(&nodes, "demo-worker").await;
     assert!(n["spec"].get("taints").is_none(), "{n}");
@@ -487,7 +484,7 @@ async fn a_deleted_pod_is_replaced_and_replica_sets_and_stateful_sets_scale() {
     let victim = name(&before[0]);
     k.ok(&["delete", "pod", &victim, "-n", "shop"]).await;
     let after = ready_pods(&client, "shop", "app=cart", 3).await;
-    assert!(after.iter().all(|p| name(&p) != victim));
+    assert!(after.iter().all(|p| name(p) != victim));
     let replacement = after
         .iter()
         .find(|p| !before.iter().any(|b| name(b) == name(p)))
@@ -546,7 +543,7 @@ async fn a_deleted_pod_is_replaced_and_replica_sets_and_stateful_sets_scale() {
     ])
     .await;
     let p = ready_pods(&client, "data", "app=postgres", replicas + 2).await;
-    let mut names: Vec<String> = p.iter().map(|p| name(&p)).collect();
+    let mut names: Vec<String> = p.iter().map(name).collect();
     names.sort();
     let want: Vec<String> = (0..replicas + 2).map(|i| format!("postgres-{i}")).collect();
     assert_eq!(names, want);
