@@ -117,6 +117,24 @@ async fn events(client: &Client, ns: &str, reason: &str) -> Vec<Value> {
     )
 }
 
+/// The ScalingReplicaSet messages about a deployment, in the order they were written.
+async fn scaling_events(client: &Client, ns: &str, deployment: &str) -> Vec<String> {
+    let selector = format!("involvedObject.name={deployment},reason=ScalingReplicaSet");
+    let mut events = values(
+        Api::<Event>::namespaced(client.clone(), ns)
+            .list(&ListParams::default().fields(&selector))
+            .await
+            .unwrap()
+            .items,
+    );
+    // Event names end in a hex counter of the same width: their order is the writing order.
+    events.sort_by_key(name);
+    events
+        .iter()
+        .map(|e| s(e, "/message").to_string())
+        .collect()
+}
+
 async fn get<K>(api: &Api<K>, name: &str) -> Value
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
@@ -281,6 +299,21 @@ async fn rollout_restart_then_status_then_undo_with_kubectl() {
     assert!(
         now.iter()
             .all(|p| name(p).starts_with(&format!("{second_name}-")))
+    );
+    // A rolling update within maxSurge 1 and maxUnavailable 0 (25% of 3): one pod more, then
+    // one old pod less once the new one is available, in turn.
+    let f = &first_name;
+    let n = &second_name;
+    assert_eq!(
+        scaling_events(&client, "shop", "cart").await,
+        [
+            format!("Scaled up replica set {n} from 0 to 1"),
+            format!("Scaled down replica set {f} from 3 to 2"),
+            format!("Scaled up replica set {n} from 1 to 2"),
+            format!("Scaled down replica set {f} from 2 to 1"),
+            format!("Scaled up replica set {n} from 2 to 3"),
+            format!("Scaled down replica set {f} from 1 to 0"),
+        ]
     );
     let history = k
         .ok(&["rollout", "history", "deployment/cart", "-n", "shop"])
@@ -599,4 +632,57 @@ async fn the_captured_state_is_left_alone() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(server.store().resource_version(), rv + 2);
     assert_eq!(all_pods().await, before);
+}
+
+#[tokio::test]
+async fn recreate_deletes_the_old_pods_before_it_makes_new_ones() {
+    let (_server, client) = common::serve_with(kubesim::demo::snapshot(), config(30)).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "batch"},
+        "spec": {"replicas": 2, "strategy": {"type": "Recreate"},
+                 "selector": {"matchLabels": {"app": "batch"}},
+                 "template": {"metadata": {"labels": {"app": "batch"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}}}});
+    deployments
+        .create(&PostParams::default(), &serde_json::from_value(d).unwrap())
+        .await
+        .unwrap();
+    ready_pods(&client, "default", "app=batch", 2).await;
+    let first = name(&replica_sets(&client, "default", "app=batch").await[0]);
+    deployments
+        .patch(
+            "batch",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"template": {"spec": {
+                "containers": [{"name": "c", "image": "busybox:2"}]}}}})),
+        )
+        .await
+        .unwrap();
+    let now = eventually("the new pods", || async {
+        let p = ready_pods(&client, "default", "app=batch", 2).await;
+        p.iter()
+            .all(|p| s(p, "/spec/containers/0/image") == "busybox:2")
+            .then_some(p)
+    })
+    .await;
+    let second = s(&now[0], "/metadata/labels/pod-template-hash").to_string();
+    let second = format!("batch-{second}");
+    assert_eq!(
+        scaling_events(&client, "default", "batch").await,
+        [
+            format!("Scaled up replica set {first} from 0 to 2"),
+            format!("Scaled down replica set {first} from 2 to 0"),
+            format!("Scaled up replica set {second} from 0 to 2"),
+        ]
+    );
+    let d = get(&deployments, "batch").await;
+    assert_eq!(d["status"]["updatedReplicas"], 2);
+    assert_eq!(
+        d["status"]["observedGeneration"],
+        d["metadata"]["generation"]
+    );
+    assert_eq!(
+        d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "2"
+    );
 }

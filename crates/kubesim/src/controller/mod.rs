@@ -47,8 +47,9 @@ const NAME_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 enum Work {
     Node(String),
     Collect { namespace: String, uid: String },
-    Deployment(String, String),
+    // ReplicaSets before Deployments, so that a deployment plans from fresh ReplicaSet status.
     ReplicaSet(String, String),
+    Deployment(String, String),
     StatefulSet(String, String),
     Schedule,
 }
@@ -306,11 +307,11 @@ impl Controller {
             "" => "default".to_string(),
             ns => ns.to_string(),
         };
+        // As the API server's clients name events (NAME.<hex nanoseconds>), from the
+        // snapshot's clock and a counter: unique, in the order written, the same every run.
         let serial = self.next_serial();
-        let event_name = format!(
-            "{name}.{:016x}",
-            fnv64(format!("{ns}/{name}/{serial}").as_bytes()) >> 4
-        );
+        let nanos = self.store.now().timestamp_nanos_opt().unwrap_or(0).max(0) as u64;
+        let event_name = format!("{name}.{:x}", nanos + serial);
         let now = format_time(self.now());
         let involved = json!({"apiVersion": object["apiVersion"], "kind": object["kind"], "name": name,
             "namespace": str_at(object, "/metadata/namespace"), "uid": object["metadata"]["uid"],

@@ -27,6 +27,12 @@ fn status_count(o: &Value, field: &str) -> i64 {
     int_at(o, &format!("/status/{field}")).unwrap_or(0)
 }
 
+/// Available pods of a ReplicaSet, no more than its replicas: a ReplicaSet just scaled down
+/// still reports the pods it is about to delete.
+fn available(rs: &Value) -> i64 {
+    status_count(rs, "availableReplicas").min(replicas(rs))
+}
+
 fn revision(o: &Value) -> i64 {
     str_at(
         o,
@@ -706,7 +712,7 @@ fn plan_rolling(
     // Old ReplicaSets: first their pods that are not available, then as many as keep
     // `desired - maxUnavailable` available.
     let min_available = desired - max_unavailable;
-    let new_unavailable = (new_replicas - status_count(&new_rs.value, "availableReplicas")).max(0);
+    let new_unavailable = (new_replicas - available(&new_rs.value)).max(0);
     let all_pods = old_total + new_replicas;
     let mut cleanup = (all_pods - min_available - new_unavailable).max(0);
     let mut olds_sorted = active_olds.clone();
@@ -719,17 +725,14 @@ fn plan_rolling(
         if cleanup == 0 {
             break;
         }
-        let unhealthy = (*to - status_count(&rs.value, "availableReplicas")).max(0);
+        let unhealthy = (*to - available(&rs.value)).max(0);
         let n = unhealthy.min(cleanup);
         *to -= n;
         cleanup -= n;
     }
-    let available: i64 = olds
-        .iter()
-        .map(|rs| status_count(&rs.value, "availableReplicas"))
-        .sum::<i64>()
-        + status_count(&new_rs.value, "availableReplicas");
-    let mut scale_down = (available - min_available).max(0);
+    let all_available: i64 =
+        olds.iter().map(|rs| available(&rs.value)).sum::<i64>() + available(&new_rs.value);
+    let mut scale_down = (all_available - min_available).max(0);
     for (_, to) in targets.iter_mut() {
         if scale_down == 0 {
             break;
