@@ -106,6 +106,8 @@ pub(crate) struct Controller {
     timers: BTreeMap<(Instant, u64), Starting>,
     /// Pods the controller made that no node could take yet.
     unscheduled: BTreeSet<(String, String)>,
+    /// What the pods on each node request, built on first use and kept from the feed.
+    placement: Option<nodes::Placement>,
     /// Per owner (namespace/name), how many pod names were handed out.
     names: HashMap<String, u64>,
     /// Counters behind event names, timers and pod IPs.
@@ -136,6 +138,7 @@ pub(crate) fn spawn(
         dirty: BTreeSet::new(),
         timers: BTreeMap::new(),
         unscheduled: BTreeSet::new(),
+        placement: None,
         names: HashMap::new(),
         serial: 0,
         next_ip: 0,
@@ -232,6 +235,9 @@ impl Controller {
                 self.dirty.insert(Work::StatefulSet(ns, name));
             }
             ("", "pods") => {
+                if let Some(p) = &mut self.placement {
+                    p.note(o, change.kind == ChangeType::Deleted);
+                }
                 if let Some(owner) = controller_of(o, "ReplicaSet") {
                     self.dirty
                         .insert(Work::ReplicaSet(ns.clone(), owner.to_string()));

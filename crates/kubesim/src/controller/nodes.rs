@@ -18,6 +18,45 @@ struct Usage {
     pods: f64,
 }
 
+/// What the pods bound to each node request: built once from the store, then kept up to
+/// date from the change feed, so that placing a pod does not read every pod again.
+#[derive(Debug, Default)]
+pub(super) struct Placement {
+    by_pod: HashMap<(String, String), (String, Usage)>,
+    by_node: HashMap<String, Usage>,
+}
+
+impl Placement {
+    /// Takes in a pod as it now is (or its deletion). Idempotent: a change seen twice
+    /// (once when building, once from the feed) counts once.
+    pub(super) fn note(&mut self, pod: &Value, deleted: bool) {
+        let key = (
+            str_at(pod, "/metadata/namespace").to_string(),
+            str_at(pod, "/metadata/name").to_string(),
+        );
+        if let Some((node, u)) = self.by_pod.remove(&key)
+            && let Some(total) = self.by_node.get_mut(&node)
+        {
+            total.cpu -= u.cpu;
+            total.memory -= u.memory;
+            total.pods -= 1.0;
+        }
+        let node = str_at(pod, "/spec/nodeName");
+        if deleted
+            || node.is_empty()
+            || matches!(str_at(pod, "/status/phase"), "Succeeded" | "Failed")
+        {
+            return;
+        }
+        let u = requests(pod);
+        let total = self.by_node.entry(node.to_string()).or_default();
+        total.cpu += u.cpu;
+        total.memory += u.memory;
+        total.pods += 1.0;
+        self.by_pod.insert(key, (node.to_string(), u));
+    }
+}
+
 impl Controller {
     /// Keeps the `node.kubernetes.io/unschedulable:NoSchedule` taint in step with
     /// `spec.unschedulable`, as the node lifecycle controller does.
@@ -67,27 +106,35 @@ impl Controller {
         Ok(())
     }
 
+    /// The placement table, built from the store the first time.
+    fn placement(&mut self) -> &Placement {
+        if self.placement.is_none() {
+            let mut p = Placement::default();
+            for pod in self.list(&self.types.pods, None, &|p| {
+                !str_at(p, "/spec/nodeName").is_empty()
+            }) {
+                p.note(&pod.value, false);
+            }
+            self.placement = Some(p);
+        }
+        self.placement.get_or_insert_default()
+    }
+
+    /// Counts a pod the controller just bound before its change comes through the feed.
+    pub(super) fn placed(&mut self, pod: &Value) {
+        if let Some(p) = &mut self.placement {
+            p.note(pod, false);
+        }
+    }
+
     /// The node the scheduler would bind `pod` to, or the FailedScheduling message saying
     /// why none fits. Among nodes that fit, the one with fewest pods (then by name) wins.
-    pub(super) fn place(&self, pod: &Value) -> Result<String, String> {
+    pub(super) fn place(&mut self, pod: &Value) -> Result<String, String> {
         let nodes = self.list(&self.types.nodes, None, &|_| true);
         if nodes.is_empty() {
             return Err("no nodes available to schedule pods".into());
         }
-        let mut used: HashMap<String, Usage> = HashMap::new();
-        let on_nodes = self.list(&self.types.pods, None, &|p| {
-            !str_at(p, "/spec/nodeName").is_empty()
-                && !matches!(str_at(p, "/status/phase"), "Succeeded" | "Failed")
-        });
-        for p in &on_nodes {
-            let u = used
-                .entry(str_at(&p.value, "/spec/nodeName").to_string())
-                .or_default();
-            let r = requests(&p.value);
-            u.cpu += r.cpu;
-            u.memory += r.memory;
-            u.pods += 1.0;
-        }
+        let used = &self.placement().by_node;
         let want = requests(pod);
         let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
         let mut best: Option<(f64, String)> = None;

@@ -100,6 +100,7 @@ impl Controller {
 
     /// After a pod was bound to `node`: the Scheduled event, and its start (now, or a timer).
     fn bound(&mut self, pod: &StoredObject, node: &str) {
+        self.placed(&pod.value);
         let message = format!(
             "Successfully assigned {}/{} to {node}",
             pod.namespace(),
