@@ -686,3 +686,83 @@ async fn recreate_deletes_the_old_pods_before_it_makes_new_ones() {
         "2"
     );
 }
+
+#[tokio::test]
+async fn new_pods_fail_as_their_workload_does_until_the_container_changes() {
+    let (_server, client) = common::serve_with(kubesim::demo::snapshot(), config(0)).await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), "payments");
+    let old: Vec<String> = pods(&client, "payments", "app=payments-api")
+        .await
+        .iter()
+        .map(name)
+        .collect();
+    assert_eq!(old.len(), 2);
+    // A restart does not cure a crash loop: the surge pod crashes as the others do, and the
+    // rollout stays where it is (maxUnavailable 0 keeps the old pods).
+    deployments
+        .patch(
+            "payments-api",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"spec": {"template": {"metadata": {"annotations": {
+                "kubectl.kubernetes.io/restartedAt": "2026-11-20T09:31:00Z"}}}}})),
+        )
+        .await
+        .unwrap();
+    let fresh = eventually("the surge pod", || async {
+        let p = pods(&client, "payments", "app=payments-api").await;
+        p.into_iter().find(|p| !old.contains(&name(p)))
+    })
+    .await;
+    assert!(!ready(&fresh));
+    assert_eq!(
+        s(&fresh, "/status/containerStatuses/0/state/waiting/reason"),
+        "CrashLoopBackOff",
+        "{fresh}"
+    );
+    let message = s(&fresh, "/status/containerStatuses/0/state/waiting/message");
+    assert!(message.contains(&name(&fresh)), "{message}");
+    let backoff = events(&client, "payments", "BackOff").await;
+    assert!(
+        backoff
+            .iter()
+            .any(|e| s(e, "/involvedObject/name") == name(&fresh) && e["type"] == "Warning"),
+        "{backoff:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(pods(&client, "payments", "app=payments-api").await.len(), 3);
+    let d = get(&deployments, "payments-api").await;
+    assert_eq!(d["status"]["updatedReplicas"], 1);
+    assert!(
+        d["status"].get("availableReplicas").is_none_or(|a| a == 0),
+        "{d}"
+    );
+    let progressing = d["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Progressing")
+        .unwrap()
+        .clone();
+    assert_eq!(progressing["reason"], "ReplicaSetUpdated");
+
+    // A tag that exists fixes an image pull failure: the rollout completes with healthy pods.
+    let shop: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    shop.patch(
+        "recommendations",
+        &PatchParams::default(),
+        &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "recommendations", "image": "ghcr.io/acme/recommendations:v2.3.0"}]}}}})),
+    )
+    .await
+    .unwrap();
+    let healthy = eventually("the fixed rollout", || async {
+        let p = ready_pods(&client, "shop", "app=recommendations", 2).await;
+        p.iter()
+            .all(|p| s(p, "/spec/containers/0/image").ends_with(":v2.3.0"))
+            .then_some(p)
+    })
+    .await;
+    assert_eq!(healthy.len(), 2);
+    let d = get(&shop, "recommendations").await;
+    assert_eq!(d["status"]["availableReplicas"], 2);
+}

@@ -8,7 +8,8 @@
 //! - ReplicaSets and StatefulSets create and delete pods to match their replicas; a pod
 //!   deleted from under them is replaced.
 //! - New pods are scheduled to a node that is schedulable and fits (or stay Pending with a
-//!   FailedScheduling event) and become Running and Ready after `ready_after`.
+//!   FailedScheduling event) and become Running and Ready after `ready_after`, unless a
+//!   pod of the same workload running the same containers fails: then they fail alike.
 //! - A cordoned node gets the `node.kubernetes.io/unschedulable:NoSchedule` taint.
 //! - Deleting an owner deletes what it owns (background garbage collection).
 //!

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::{Controller, Starting, fnv64, owner_reference, put, str_at, suffix};
+use super::{Controller, Starting, controller_of, fnv64, owner_reference, put, str_at, suffix};
 use crate::snapshot::format_time;
 use crate::status::ApiError;
 use crate::store::StoredObject;
@@ -237,8 +237,12 @@ impl Controller {
             "startTime": now})
     }
 
-    /// The status of a pod whose containers run and are ready.
+    /// The status of a pod whose containers run and are ready, unless a pod of the same
+    /// workload running the same containers fails (see `failing_like`).
     fn running_status(&mut self, pod: &Value) -> Value {
+        if let Some(status) = self.failing_like(pod) {
+            return status;
+        }
         let now = format_time(self.now());
         let cond = |t: &str| json!({"type": t, "status": "True", "lastProbeTime": null, "lastTransitionTime": now});
         let ns = str_at(pod, "/metadata/namespace");
@@ -271,8 +275,144 @@ impl Controller {
             "podIP": ip, "podIPs": [{"ip": ip}], "startTime": start})
     }
 
+    /// A new pod fails as the pods of its workload fail when it runs the same containers:
+    /// a restart does not cure a crash loop, a bad image tag stays unpullable, and only a
+    /// changed container (a new image, command, environment) gets a fresh start. The
+    /// status is the failing pod's, for this pod: not ready, its containers' states copied.
+    fn failing_like(&self, pod: &Value) -> Option<Value> {
+        let ns = str_at(pod, "/metadata/namespace");
+        let name = str_at(pod, "/metadata/name");
+        let owners = self.workload_owners(pod);
+        if owners.is_empty() {
+            return None;
+        }
+        let siblings = self.list(&self.types.pods, Some(ns), &|p| {
+            str_at(p, "/metadata/name") != name
+                && p.pointer("/metadata/ownerReferences")
+                    .and_then(Value::as_array)
+                    .and_then(|refs| refs.iter().find(|r| r["controller"] == true))
+                    .is_some_and(|r| {
+                        owners.iter().any(|(kind, owner)| {
+                            r["kind"] == kind.as_str() && r["name"] == owner.as_str()
+                        })
+                    })
+        });
+        let mine = containers(pod);
+        for sibling in &siblings {
+            let sv = &sibling.value;
+            let theirs = containers(sv);
+            let same = mine.len() == theirs.len()
+                && mine.iter().zip(&theirs).all(|(a, b)| {
+                    ["name", "image", "command", "args", "env", "envFrom"]
+                        .iter()
+                        .all(|f| a.get(*f) == b.get(*f))
+                });
+            let statuses: Vec<Value> = sv
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let failing = statuses.iter().any(|c| {
+                c["ready"] != true
+                    && matches!(
+                        str_at(c, "/state/waiting/reason"),
+                        "CrashLoopBackOff"
+                            | "ImagePullBackOff"
+                            | "ErrImagePull"
+                            | "CreateContainerConfigError"
+                            | "InvalidImageName"
+                    )
+            });
+            if !same || !failing {
+                continue;
+            }
+            let other = sibling.name();
+            let mut status = sv.get("status").cloned().unwrap_or(json!({}));
+            let renamed: Vec<Value> = statuses
+                .iter()
+                .map(|c| {
+                    let mut c = c.clone();
+                    // A new container has restarted at most once so far.
+                    let restarts = c["restartCount"].as_i64().unwrap_or(0).min(1);
+                    c["restartCount"] = json!(restarts);
+                    let text = c.to_string().replace(other, name);
+                    serde_json::from_str(&text).unwrap_or(c)
+                })
+                .collect();
+            let now = format_time(self.now());
+            for c in status
+                .get_mut("conditions")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                c["lastTransitionTime"] = json!(now);
+            }
+            status["containerStatuses"] = json!(renamed);
+            status["startTime"] = json!(now);
+            let host = self.host_ip(str_at(pod, "/spec/nodeName"));
+            status["hostIP"] = json!(host);
+            status["hostIPs"] = json!([{"ip": host}]);
+            if let Some(s) = status.as_object_mut() {
+                s.remove("podIP");
+                s.remove("podIPs");
+            }
+            return Some(status);
+        }
+        None
+    }
+
+    /// The (kind, name) of the controllers whose pods count as this pod's workload: its
+    /// ReplicaSet and the other ReplicaSets of the same Deployment, or its StatefulSet.
+    fn workload_owners(&self, pod: &Value) -> Vec<(String, String)> {
+        let ns = str_at(pod, "/metadata/namespace");
+        if let Some(sts) = controller_of(pod, "StatefulSet") {
+            return vec![("StatefulSet".into(), sts.to_string())];
+        }
+        let Some(rs) = controller_of(pod, "ReplicaSet") else {
+            return Vec::new();
+        };
+        let deployment = self
+            .store
+            .get(&self.types.replica_sets.key(), ns, rs)
+            .and_then(|r| controller_of(&r.value, "Deployment").map(str::to_string));
+        let Some(deployment) = deployment else {
+            return vec![("ReplicaSet".into(), rs.to_string())];
+        };
+        self.list(&self.types.replica_sets, Some(ns), &|r| {
+            controller_of(r, "Deployment") == Some(deployment.as_str())
+        })
+        .iter()
+        .map(|r| ("ReplicaSet".to_string(), r.name().to_string()))
+        .collect()
+    }
+
     /// The kubelet's events for containers that started.
     fn started_events(&mut self, pod: &Value) {
+        if !super::workloads::is_ready(pod) {
+            // A pod that fails as its siblings do gets the kubelet's back-off warning.
+            let statuses: Vec<Value> = pod
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            for c in statuses {
+                let container = str_at(&c, "/name");
+                let message = match str_at(&c, "/state/waiting/reason") {
+                    "ImagePullBackOff" | "ErrImagePull" => {
+                        format!("Back-off pulling image \"{}\"", str_at(&c, "/image"))
+                    }
+                    "CrashLoopBackOff" => format!(
+                        "Back-off restarting failed container {container} in pod {}_{}",
+                        str_at(pod, "/metadata/name"),
+                        str_at(pod, "/metadata/namespace")
+                    ),
+                    _ => continue,
+                };
+                self.event(pod, "Warning", "BackOff", &message, "kubelet");
+            }
+            return;
+        }
         for c in containers(pod) {
             let name = str_at(&c, "/name");
             let image = str_at(&c, "/image");
