@@ -685,6 +685,47 @@ async fn recreate_deletes_the_old_pods_before_it_makes_new_ones() {
         d["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
         "2"
     );
+
+    // Paused, a template change rolls nothing out until the deployment is resumed.
+    let set = |paused: bool, image: Option<&str>| {
+        let mut patch = json!({"spec": {"paused": paused}});
+        if let Some(image) = image {
+            patch["spec"]["template"] =
+                json!({"spec": {"containers": [{"name": "c", "image": image}]}});
+        }
+        Patch::Strategic(patch)
+    };
+    deployments
+        .patch("batch", &PatchParams::default(), &set(true, None))
+        .await
+        .unwrap();
+    deployments
+        .patch(
+            "batch",
+            &PatchParams::default(),
+            &set(true, Some("busybox:3")),
+        )
+        .await
+        .unwrap();
+    eventually("the change observed", || async {
+        let d = get(&deployments, "batch").await;
+        (d["status"]["observedGeneration"] == d["metadata"]["generation"]).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(replica_sets(&client, "default", "app=batch").await.len(), 2);
+    deployments
+        .patch("batch", &PatchParams::default(), &set(false, None))
+        .await
+        .unwrap();
+    eventually("the resumed rollout", || async {
+        let p = ready_pods(&client, "default", "app=batch", 2).await;
+        p.iter()
+            .all(|p| s(p, "/spec/containers/0/image") == "busybox:3")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(replica_sets(&client, "default", "app=batch").await.len(), 3);
 }
 
 #[tokio::test]

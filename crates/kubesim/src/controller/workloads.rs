@@ -147,11 +147,23 @@ impl Controller {
         let (surge, max_unavailable) = surge_and_unavailable(&dv, desired);
         let now = format_time(self.now());
         let mut created_new = None;
-        let new_rs = match all.iter().find(|rs| {
+        let found = all.iter().find(|rs| {
             rs.value
                 .pointer("/spec/template")
                 .is_some_and(|t| without_hash(t) == wanted)
-        }) {
+        });
+        let paused = dv.pointer("/spec/paused") == Some(&json!(true));
+        if paused && found.is_none() {
+            // A paused deployment rolls nothing out; it only says it saw the change.
+            let mut out = dv.clone();
+            put(
+                &mut out,
+                &["status", "observedGeneration"],
+                dv["metadata"]["generation"].clone(),
+            );
+            return self.update(&self.types.deployments, &d, out);
+        }
+        let new_rs = match found {
             Some(rs) if revision(&rs.value) < max_revision => {
                 // A rollback: the old ReplicaSet comes back with the next revision.
                 let mut v = rs.value.clone();
@@ -197,7 +209,7 @@ impl Controller {
             .cloned()
             .collect();
 
-        if dv.pointer("/spec/paused") != Some(&json!(true)) {
+        if !paused {
             let recreate = str_at(&dv, "/spec/strategy/type") == "Recreate";
             let mut plan = if recreate {
                 plan_recreate(&new_rs, &olds, desired)
