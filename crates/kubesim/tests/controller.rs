@@ -807,3 +807,46 @@ async fn new_pods_fail_as_their_workload_does_until_the_container_changes() {
     let d = get(&shop, "recommendations").await;
     assert_eq!(d["status"]["availableReplicas"], 2);
 }
+
+#[tokio::test]
+async fn a_huge_replica_count_does_not_stall_the_server() {
+    let (_server, client) = common::serve_with(kubesim::demo::snapshot(), config(0)).await;
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), "default");
+    let rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "many"},
+        "spec": {"replicas": i32::MAX, "selector": {"matchLabels": {"app": "many"}},
+                 "template": {"metadata": {"labels": {"app": "many"}},
+                              "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}});
+    sets.create(&PostParams::default(), &serde_json::from_value(rs).unwrap())
+        .await
+        .unwrap();
+    // Pods come in bursts while requests keep being answered.
+    let rs = eventually("a first burst of pods", || async {
+        let rs = get(&sets, "many").await;
+        (rs["status"]["replicas"].as_i64() >= Some(100)).then_some(rs)
+    })
+    .await;
+    let asked = Instant::now();
+    Api::<ConfigMap>::namespaced(client.clone(), "default")
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        asked.elapsed()
+    );
+    assert!(rs["status"]["replicas"].as_i64() < Some(i64::from(i32::MAX)));
+    sets.patch_scale(
+        "many",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"spec": {"replicas": 0}})),
+    )
+    .await
+    .unwrap();
+    eventually("every pod gone", || async {
+        let rs = get(&sets, "many").await;
+        (rs["status"]["replicas"] == 0).then_some(())
+    })
+    .await;
+    assert!(pods(&client, "default", "app=many").await.is_empty());
+}

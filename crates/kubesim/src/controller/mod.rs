@@ -146,7 +146,15 @@ pub(crate) fn spawn(
     };
     tokio::spawn(async move {
         loop {
-            c.work(&mut live);
+            if *shutdown.borrow() {
+                break;
+            }
+            // Work in slices, letting the server's requests run in between.
+            if !c.work(&mut live, 64) {
+                c.start_due_pods();
+                tokio::task::yield_now().await;
+                continue;
+            }
             let next = c.timers.keys().next().map(|(at, _)| *at);
             tokio::select! {
                 received = live.recv() => match received {
@@ -168,9 +176,18 @@ pub(crate) fn spawn(
 }
 
 impl Controller {
-    /// Does all pending work, taking in the changes each step makes, until nothing is left.
-    fn work(&mut self, live: &mut tokio::sync::broadcast::Receiver<Arc<Change>>) {
-        loop {
+    /// Does pending work, taking in the changes each step makes, until nothing is left
+    /// (true), or `slice` items are done or they made more than `4 * slice` writes (false).
+    fn work(
+        &mut self,
+        live: &mut tokio::sync::broadcast::Receiver<Arc<Change>>,
+        slice: usize,
+    ) -> bool {
+        let start = self.store.resource_version();
+        for _ in 0..slice {
+            if self.store.resource_version().saturating_sub(start) > 4 * slice as u64 {
+                return false;
+            }
             loop {
                 match live.try_recv() {
                     Ok(change) => self.observe(&change),
@@ -183,7 +200,7 @@ impl Controller {
                 }
             }
             let Some(item) = self.dirty.pop_first() else {
-                return;
+                return true;
             };
             let result = match &item {
                 Work::Node(name) => self.sync_node(name),
@@ -201,6 +218,7 @@ impl Controller {
                 Err(e) => tracing::warn!("controller: {item:?}: {}", e.message),
             }
         }
+        false
     }
 
     /// Marks the work a change calls for.

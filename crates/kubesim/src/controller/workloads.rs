@@ -20,8 +20,16 @@ const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
 
 /// `spec.replicas`, 1 when unset (the API server's default).
 fn replicas(o: &Value) -> i64 {
-    int_at(o, "/spec/replicas").unwrap_or(1).max(0)
+    // The API server takes an int32.
+    int_at(o, "/spec/replicas")
+        .unwrap_or(1)
+        .clamp(0, i64::from(i32::MAX))
 }
+
+/// How many pods one sync creates or deletes at most (the controller's burstReplicas, 500
+/// there; fewer here, where the loop shares the server's threads); the rest follow in later
+/// syncs, so requests and other work are not held up.
+const BURST: i64 = 100;
 
 fn status_count(o: &Value, field: &str) -> i64 {
     int_at(o, &format!("/status/{field}")).unwrap_or(0)
@@ -91,18 +99,20 @@ pub(super) fn template_hash(template: &Value, collisions: i64) -> String {
 /// An int-or-percent of `total` (`maxSurge` rounds up, `maxUnavailable` down).
 fn int_or_percent(v: Option<&Value>, default: &str, total: i64, round_up: bool) -> i64 {
     let v = v.cloned().unwrap_or_else(|| json!(default));
+    let max = i64::from(i32::MAX);
     if let Some(n) = v.as_i64() {
-        return n.max(0);
+        return n.clamp(0, max);
     }
     let s = v.as_str().unwrap_or(default);
-    match s
+    let n = match s
         .strip_suffix('%')
         .and_then(|p| p.trim().parse::<i64>().ok())
     {
-        Some(p) if round_up => (p * total + 99) / 100,
-        Some(p) => p * total / 100,
+        Some(p) if round_up => p.clamp(0, 100).saturating_mul(total).saturating_add(99) / 100,
+        Some(p) => p.clamp(0, 100).saturating_mul(total) / 100,
         None => s.parse().unwrap_or(0),
-    }
+    };
+    n.clamp(0, max)
 }
 
 /// (maxSurge, maxUnavailable) of a rolling update for `desired` replicas.
@@ -474,9 +484,13 @@ impl Controller {
             controlled_by(p, &rv) && active(p)
         });
         let have = pods.len() as i64;
+        if (have - desired).abs() > BURST {
+            self.dirty
+                .insert(super::Work::ReplicaSet(ns.to_string(), name.to_string()));
+        }
         if have < desired {
             let template = rv.pointer("/spec/template").cloned().unwrap_or(json!({}));
-            for _ in have..desired {
+            for _ in have..desired.min(have + BURST) {
                 let pod_name = self.pod_name(ns, name);
                 let pod = self.create_pod(&rv, &template, &pod_name, json!({}))?;
                 self.event(
@@ -490,7 +504,7 @@ impl Controller {
             }
         } else if have > desired {
             pods.sort_by_key(|p| deletion_rank(&p.value));
-            let extra = (have - desired) as usize;
+            let extra = (have - desired).min(BURST) as usize;
             for p in pods.drain(..extra) {
                 match self.store.delete(&self.types.pods, ns, p.name(), false) {
                     Ok(_) | Err(ApiError { code: 404, .. }) => {}
@@ -561,7 +575,14 @@ impl Controller {
             r => r.to_string(),
         };
         // Scale up: the missing ordinals, lowest first; in order, only once those below run.
-        for i in 0..desired {
+        // The missing ordinals are among the first (pods + BURST).
+        let mut created = 0;
+        for i in 0..desired.min(pods.len() as i64 + BURST) {
+            if created >= BURST {
+                self.dirty
+                    .insert(super::Work::StatefulSet(ns.to_string(), name.to_string()));
+                break;
+            }
             let pod_name = format!("{name}-{i}");
             if pods.iter().any(|p| p.name() == pod_name) {
                 continue;
@@ -576,6 +597,7 @@ impl Controller {
             let labels = json!({"statefulset.kubernetes.io/pod-name": pod_name,
                 "apps.kubernetes.io/pod-index": i.to_string(), "controller-revision-hash": revision});
             self.create_pod(&sv, &template, &pod_name, labels)?;
+            created += 1;
             self.event(
                 &sv,
                 "Normal",
