@@ -16,6 +16,7 @@
 
 pub mod apply;
 pub mod builder;
+pub mod controller;
 pub mod demo;
 pub mod faults;
 pub mod generate;
@@ -31,6 +32,7 @@ pub mod table;
 
 use std::sync::Arc;
 
+pub use controller::DEFAULT_READY_AFTER;
 pub use faults::{FaultKind, FaultRule};
 pub use generate::GenerateSpec;
 pub use server::{ForbidRule, Rbac, RunningServer, ServerConfig, StartError};

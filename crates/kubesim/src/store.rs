@@ -407,8 +407,21 @@ impl Store {
         &self,
         rt: &ResourceType,
         namespace: &str,
+        object: Value,
+        dry_run: bool,
+    ) -> Result<Arc<StoredObject>, ApiError> {
+        self.create_at(rt, namespace, object, dry_run, self.now)
+    }
+
+    /// Creates an object as `create` does, stamped `created` (the controller's clock runs on
+    /// from the snapshot's).
+    pub fn create_at(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
         mut object: Value,
         dry_run: bool,
+        created: DateTime<Utc>,
     ) -> Result<Arc<StoredObject>, ApiError> {
         let mut state = self.write();
         if rt.namespaced && !namespace_exists(&state, namespace) {
@@ -431,7 +444,7 @@ impl Store {
         let meta = &mut object["metadata"];
         meta["uid"] = json!(uuid::Uuid::new_v4().to_string());
         meta["resourceVersion"] = json!(rv.to_string());
-        meta["creationTimestamp"] = json!(format_time(self.now));
+        meta["creationTimestamp"] = json!(format_time(created));
         if object.get("spec").is_some() {
             object["metadata"]["generation"] = json!(1);
         }

@@ -53,6 +53,10 @@ pub struct SimArgs {
     /// resources, namespaces); requests no rule allows get 403. Without it all is allowed.
     #[arg(long, value_name = "FILE")]
     rbac: Option<PathBuf>,
+    /// Milliseconds before pods the simulated controllers create are Running and Ready
+    /// (0: at once).
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    ready_after_ms: u64,
     /// Bearer token clients must send (random by default).
     #[arg(long, env = "KUBESIM_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -128,6 +132,7 @@ pub async fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
         fault_seed: args.fault_seed,
         forbid,
         rbac,
+        ready_after: Some(std::time::Duration::from_millis(args.ready_after_ms)),
     };
     let server = kubesim::serve(snapshot, config).await?;
     if let Some(path) = &args.kubeconfig {

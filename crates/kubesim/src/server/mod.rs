@@ -49,6 +49,10 @@ pub struct ServerConfig {
     pub forbid: Vec<ForbidRule>,
     /// Users, their tokens and what each may do; without it everything is allowed.
     pub rbac: Option<Rbac>,
+    /// How long pods the controller creates (for a scaled or rolled Deployment, a
+    /// ReplicaSet or StatefulSet, a deleted pod replaced) stay Pending before they run and
+    /// are Ready. `None` is `DEFAULT_READY_AFTER` (500 ms); zero starts them at once.
+    pub ready_after: Option<Duration>,
 }
 
 /// State shared by every connection.
@@ -139,6 +143,14 @@ pub async fn start(store: Arc<Store>, config: ServerConfig) -> Result<RunningSer
             None => None,
         };
     let (stop, shutdown) = tokio::sync::watch::channel(false);
+    // The controller gives writes their consequences; it sees only writes from now on.
+    crate::controller::spawn(
+        store.clone(),
+        config
+            .ready_after
+            .unwrap_or(crate::controller::DEFAULT_READY_AFTER),
+        shutdown.clone(),
+    );
     let app = Arc::new(App {
         store,
         token: config.token.unwrap_or_else(random_token),
