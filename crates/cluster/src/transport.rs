@@ -91,6 +91,35 @@ pub struct Transport {
     server_clock: Mutex<Option<(DateTime<Utc>, Instant)>>,
 }
 
+/// One request as it goes out.
+struct Outgoing<'a> {
+    method: http::Method,
+    path: &'a str,
+    accept: &'a str,
+    content_type: Option<&'a str>,
+    body: Option<Bytes>,
+}
+
+/// Which failures a request may be repeated after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Repeating it changes nothing (a read, a dry run): retried on 429, 5xx, timeouts and
+    /// lost connections.
+    Idempotent,
+    /// A real write: retried only on 429, which the API server answers before processing a
+    /// request; any other failure may come after the write was applied.
+    Write,
+}
+
+impl Retry {
+    fn allows(self, error: &ClusterError) -> bool {
+        match self {
+            Retry::Idempotent => true,
+            Retry::Write => error.kind == ErrorKind::Throttled,
+        }
+    }
+}
+
 /// What an attempt produced.
 enum Attempt {
     Done(Bytes),
@@ -199,14 +228,23 @@ impl Transport {
         }
     }
 
-    async fn attempt(&self, path: &str, accept: &str) -> Attempt {
+    async fn attempt(&self, request: &Outgoing<'_>) -> Attempt {
         // `kubecode/VERSION` in the API server's audit log, as kubectl names itself.
         self.limiter.acquire().await;
-        let request = match http::Request::get(path)
+        let path = request.path;
+        let mut builder = http::Request::builder()
+            .method(request.method.clone())
+            .uri(path)
             .header(http::header::USER_AGENT, USER_AGENT)
-            .header(http::header::ACCEPT, accept)
-            .body(kube::client::Body::empty())
-        {
+            .header(http::header::ACCEPT, request.accept);
+        if let Some(content_type) = request.content_type {
+            builder = builder.header(http::header::CONTENT_TYPE, content_type);
+        }
+        let body = match &request.body {
+            Some(bytes) => kube::client::Body::from(bytes.to_vec()),
+            None => kube::client::Body::empty(),
+        };
+        let request = match builder.body(body) {
             Ok(r) => r,
             Err(e) => {
                 return Attempt::Fail(ClusterError::bad_input(
@@ -282,14 +320,58 @@ impl Transport {
     /// Like [`Transport::get`], asking for the media type `accept` (a server-side Table,
     /// for instance).
     pub async fn get_as(&self, path: &str, accept: &str) -> Result<Bytes> {
+        let request = Outgoing {
+            method: http::Method::GET,
+            path,
+            accept,
+            content_type: None,
+            body: None,
+        };
+        self.send(&request, Retry::Idempotent).await
+    }
+
+    /// Sends a request that may change the cluster: a PATCH or DELETE with its JSON body.
+    ///
+    /// Retries follow [`Retry`]: a request the API server cannot apply (a dry run) is retried
+    /// like a read; a real write only when the API server said it did not process it (429),
+    /// never after a timeout, a lost connection or a 5xx, where it may have been applied. The
+    /// change path adds a `resourceVersion` precondition to every write, so even a repeated
+    /// write fails with a conflict rather than apply twice.
+    pub async fn write(
+        &self,
+        method: http::Method,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+        retry: Retry,
+    ) -> Result<Bytes> {
+        let request = Outgoing {
+            method,
+            path,
+            accept: "application/json",
+            content_type: Some(content_type),
+            body: Some(body),
+        };
+        self.send(&request, retry).await
+    }
+
+    async fn send(&self, request: &Outgoing<'_>, retry: Retry) -> Result<Bytes> {
+        let path = request.path;
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
-            let (error, after) = match self.attempt(path, accept).await {
+            let (error, after) = match self.attempt(request).await {
                 Attempt::Done(body) => return Ok(body),
                 Attempt::Fail(e) => return Err(e),
                 Attempt::Retry { error, after } => (error, after),
             };
+            if !retry.allows(&error) {
+                let mut error = error;
+                error.message.push_str(
+                    " [a write is not repeated after this failure: it may have been applied; read the object to see whether it changed]",
+                );
+                return Err(error);
+            }
             if attempt >= self.limits.max_retries {
                 return Err(error);
             }
