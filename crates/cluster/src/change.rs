@@ -273,15 +273,16 @@ fn for_review(mut v: Value) -> Value {
 }
 
 fn yaml(v: &Value) -> String {
-    serde_saphyr::to_string(v).unwrap_or_else(|_| {
-        serde_json::to_string_pretty(v).unwrap_or_default() + "\n"
-    })
+    serde_saphyr::to_string(v)
+        .unwrap_or_else(|_| serde_json::to_string_pretty(v).unwrap_or_default() + "\n")
 }
 
 /// A unified diff of two objects' YAML, headed by the object's name.
 pub fn diff_objects(label: &str, before: &Value, after: Option<&Value>) -> String {
     let old = yaml(&for_review(before.clone()));
-    let new = after.map(|a| yaml(&for_review(a.clone()))).unwrap_or_default();
+    let new = after
+        .map(|a| yaml(&for_review(a.clone())))
+        .unwrap_or_default();
     let diff = similar::TextDiff::from_lines(&old, &new);
     let text = diff
         .unified_diff()
@@ -495,9 +496,12 @@ impl Cluster {
         }
         let current = self.current(&ctx, &at, &a.name).await?;
         let uid = string_at(&current, "/metadata/uid").unwrap_or_default();
-        let now: u64 = string_at(&current, &format!("/metadata/annotations/{}", REVISION.replace('/', "~1")))
-            .and_then(|r| r.parse().ok())
-            .unwrap_or(0);
+        let now: u64 = string_at(
+            &current,
+            &format!("/metadata/annotations/{}", REVISION.replace('/', "~1")),
+        )
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0);
         let rs = self.resolve(&ctx, "replicasets.apps").await?;
         let list = ctx
             .transport
@@ -515,7 +519,8 @@ impl Cluster {
                             .is_some_and(|o| {
                                 o.iter().any(|o| {
                                     o.get("uid").and_then(Value::as_str) == Some(uid)
-                                        && o.get("controller").and_then(Value::as_bool) == Some(true)
+                                        && o.get("controller").and_then(Value::as_bool)
+                                            == Some(true)
                                 })
                             })
                     })
@@ -682,7 +687,8 @@ impl Cluster {
         let rv = string_at(&current, "/metadata/resourceVersion").unwrap_or_default();
         let body = match (kind, &a.patch) {
             (PatchKind::Json, Value::Array(ops)) => {
-                let mut all = vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv})];
+                let mut all =
+                    vec![json!({"op": "test", "path": "/metadata/resourceVersion", "value": rv})];
                 all.extend(ops.iter().cloned());
                 Value::Array(all)
             }
@@ -792,7 +798,11 @@ impl Cluster {
         path_segment("name", &a.name)?;
         let resource = self.resolve(&ctx, &a.kind).await?;
         let namespace = Self::namespace_for(&ctx, &resource, &a.namespace, false)?;
-        let path = format!("{}/{}", resource.collection_path(namespace.as_deref()), a.name);
+        let path = format!(
+            "{}/{}",
+            resource.collection_path(namespace.as_deref()),
+            a.name
+        );
         let object = match ctx.transport.get_json(&path).await {
             Ok(v) => Some(v),
             Err(e) if e.kind == ErrorKind::NotFound => None,
@@ -813,7 +823,11 @@ async fn send(ctx: &Context, request: &ChangeRequest, dry_run: bool) -> Result<V
         format!("?fieldManager={FIELD_MANAGER}")
     };
     let body = Bytes::from(request.body.to_string());
-    let retry = if dry_run { Retry::Idempotent } else { Retry::Write };
+    let retry = if dry_run {
+        Retry::Idempotent
+    } else {
+        Retry::Write
+    };
     let answer = ctx
         .transport
         .write(
@@ -827,7 +841,10 @@ async fn send(ctx: &Context, request: &ChangeRequest, dry_run: bool) -> Result<V
     serde_json::from_slice(&answer).map_err(|e| {
         ClusterError::new(
             ErrorKind::Unavailable,
-            format!("the API server answered {} with invalid JSON: {e}", request.path),
+            format!(
+                "the API server answered {} with invalid JSON: {e}",
+                request.path
+            ),
         )
     })
 }
@@ -878,7 +895,14 @@ pub fn observe(
             let cordoned = o.pointer("/spec/unschedulable").and_then(Value::as_bool) == Some(true);
             seen(
                 cordoned,
-                format!("node is {}", if cordoned { "unschedulable" } else { "schedulable" }),
+                format!(
+                    "node is {}",
+                    if cordoned {
+                        "unschedulable"
+                    } else {
+                        "schedulable"
+                    }
+                ),
             )
         }
         WaitCondition::Ready if r.name == "pods" || r.name == "nodes" => {
@@ -890,7 +914,11 @@ pub fn observe(
                     "{} is {}{}",
                     r.kind,
                     if ready { "Ready" } else { "not Ready" },
-                    if phase.is_empty() { String::new() } else { format!(" (phase {phase})") }
+                    if phase.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (phase {phase})")
+                    }
                 ),
             )
         }
@@ -919,7 +947,8 @@ pub fn observe(
             let total = int_at(o, "/status/replicas");
             let available = int_at(o, "/status/availableReplicas");
             let old = (total - updated).max(0);
-            let met = observed >= current_gen && updated >= wanted && available >= wanted && old == 0;
+            let met =
+                observed >= current_gen && updated >= wanted && available >= wanted && old == 0;
             let mut state =
                 format!("{updated} of {wanted} replicas updated, {available} available");
             if old > 0 {
@@ -933,7 +962,8 @@ pub fn observe(
         WaitCondition::RolledOut if r.name == "statefulsets" => {
             let updated = int_at(o, "/status/updatedReplicas");
             let ready = int_at(o, "/status/readyReplicas");
-            let same = string_at(o, "/status/currentRevision") == string_at(o, "/status/updateRevision");
+            let same =
+                string_at(o, "/status/currentRevision") == string_at(o, "/status/updateRevision");
             seen(
                 updated >= wanted && ready >= wanted && same,
                 format!("{updated} of {wanted} replicas updated, {ready} ready"),
@@ -975,11 +1005,22 @@ mod tests {
             "metadata": {"name": "web", "resourceVersion": "6", "generation": 3},
             "spec": {"replicas": 3}});
         let d = diff_objects("Deployment shop/web", &before, Some(&after));
-        assert!(d.contains("-  replicas: 2") && d.contains("+  replicas: 3"), "{d}");
-        assert!(!d.contains("resourceVersion") && !d.contains("managedFields") && !d.contains("generation"), "{d}");
+        assert!(
+            d.contains("-  replicas: 2") && d.contains("+  replicas: 3"),
+            "{d}"
+        );
+        assert!(
+            !d.contains("resourceVersion")
+                && !d.contains("managedFields")
+                && !d.contains("generation"),
+            "{d}"
+        );
         assert!(d.starts_with("--- Deployment shop/web (now)"), "{d}");
         let gone = diff_objects("Pod shop/a", &before, None);
-        assert!(gone.contains("-kind: Deployment") && !gone.contains("\n+kind"), "{gone}");
+        assert!(
+            gone.contains("-kind: Deployment") && !gone.contains("\n+kind"),
+            "{gone}"
+        );
     }
 
     #[test]
@@ -988,7 +1029,10 @@ mod tests {
         let o = json!({"metadata": {"generation": 3}, "spec": {"replicas": 2},
             "status": {"observedGeneration": 3, "replicas": 3, "updatedReplicas": 2, "availableReplicas": 2}});
         let seen = observe(&r, WaitCondition::RolledOut, Some(&o)).unwrap();
-        assert!(!seen.met && seen.state.contains("1 old replicas"), "{seen:?}");
+        assert!(
+            !seen.met && seen.state.contains("1 old replicas"),
+            "{seen:?}"
+        );
         let o = json!({"metadata": {"generation": 3}, "spec": {"replicas": 2},
             "status": {"observedGeneration": 3, "replicas": 2, "updatedReplicas": 2, "availableReplicas": 2}});
         assert!(observe(&r, WaitCondition::RolledOut, Some(&o)).unwrap().met);

@@ -9,13 +9,15 @@ use rmcp::model::{CallToolResult, Tool, ToolAnnotations};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::call::{Session, Shaped};
+use crate::call::{Draft, PlanInto, Session, Shaped};
 use crate::registry::{CallEnv, error_result};
 
 /// The sandbox's view of the catalog for one run of one session.
 pub struct CatalogHost {
     session: Session,
     cancel: CancellationToken,
+    /// The changes this run planned so far; they become the run's plan.
+    draft: Arc<Draft>,
 }
 
 impl sandbox::Host for CatalogHost {
@@ -32,6 +34,7 @@ impl sandbox::Host for CatalogHost {
     fn call(&self, path: &str, args: Value, ahead: sandbox::ItemBatches) -> sandbox::CallFuture {
         let session = self.session.clone();
         let cancel = self.cancel.clone();
+        let draft = self.draft.clone();
         let path = path.to_string();
         Box::pin(async move {
             let Some(f) = session.server().catalog().by_path(&path) else {
@@ -47,7 +50,11 @@ impl sandbox::Host for CatalogHost {
                     ));
                 }
             };
-            match session.invoke(f, args, &cancel, Some(ahead)).await {
+            let into = PlanInto::Draft(&draft);
+            match session
+                .invoke_into(f, args, &cancel, Some(ahead), into)
+                .await
+            {
                 Ok(Shaped::Value(v)) => Ok(v.into()),
                 Ok(Shaped::Items(items)) => Ok(sandbox::HostValue::Items(items)),
                 Err(e) => Err((e.code, e.message)),
@@ -240,9 +247,11 @@ impl Session {
             watched.cancelled().await;
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
         });
+        let draft = Arc::new(Draft::default());
         let host = Arc::new(CatalogHost {
             session: self.clone(),
             cancel: cancel.clone(),
+            draft: draft.clone(),
         });
         let state = self.state().clone();
         let isolation = self.server().isolation();
@@ -254,7 +263,8 @@ impl Session {
         watcher.abort();
         drop(slot);
         crate::memory::release_when_idle(self.server());
-        self.report(out)
+        let plan = self.close_draft(&draft);
+        self.report_with(out, plan.as_ref())
     }
 
     /// The run's output as the client receives it: every field scrubbed, the whole document
@@ -263,9 +273,19 @@ impl Session {
     /// for learned values (or tokenizing) here would tell the model which of its guesses
     /// were right, so only credential shapes are scrubbed.
     fn report(&self, out: sandbox::RunOutput) -> RunReport {
+        self.report_with(out, None)
+    }
+
+    /// [`Session::report`], with the plan of the changes the run planned (CONTRACT §3.6): it
+    /// is part of the document, within the same limit (its objects and diffs were shaped
+    /// when planned).
+    fn report_with(&self, out: sandbox::RunOutput, plan: Option<&crate::plan::Plan>) -> RunReport {
         let ok = out.ok;
         let was_cut = out.truncated;
         let mut document = serde_json::to_value(&out).unwrap_or_else(|_| json!({"ok": false}));
+        if let Some(plan) = plan {
+            document["plan"] = plan.view();
+        }
         shaping::scrub_value(&mut document);
         let limit = self.server().output_limit();
         let budget = limit.saturating_sub(NOTE_ROOM).max(limit / 2);

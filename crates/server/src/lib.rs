@@ -6,12 +6,15 @@
 //! validate → policy → learn → handler → shape → filter → record (see `call.rs`). Runs of
 //! programs are shaped and fitted at one place, [`Session::run_program`].
 
+mod apply;
+mod approval;
 mod audit;
 mod call;
 mod code;
 mod guide;
 mod http;
 mod memory;
+mod plan;
 mod registry;
 mod state;
 mod stdio;
@@ -28,9 +31,11 @@ use rmcp::model::{
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 
+pub use approval::Decision;
 pub use audit::AuditLog;
 pub use call::{CallError, Caller, Session, Shaped};
 pub use code::{CatalogHost, RunReport};
+pub use plan::{Plan, ReviewItem};
 pub use registry::CallEnv;
 pub use sandbox::Isolation;
 pub use state::{CallCount, Options, Records, ServerState};
@@ -177,6 +182,7 @@ impl ServerHandler for KubecodeServer {
         let mut env = CallEnv {
             cancel: context.ct.clone(),
             progress: None,
+            peer: Some(context.peer.clone()),
         };
         if let Some(token) = context.meta.get_progress_token() {
             let peer = context.peer.clone();
