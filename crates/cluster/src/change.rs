@@ -170,6 +170,35 @@ pub struct ChangeRequest {
     pub context: Option<String>,
 }
 
+impl ChangeRequest {
+    /// The same request with another `resourceVersion` precondition: for a later change of an
+    /// object this plan already changed (its precondition becomes the version that write
+    /// made, so a third party's change in between is still caught).
+    pub fn with_resource_version(&self, rv: &str) -> ChangeRequest {
+        let mut next = self.clone();
+        match &mut next.body {
+            Value::Array(ops) => {
+                if let Some(test) = ops.first_mut().filter(|op| {
+                    op.get("op").and_then(Value::as_str) == Some("test")
+                        && op.get("path").and_then(Value::as_str)
+                            == Some("/metadata/resourceVersion")
+                }) {
+                    test["value"] = json!(rv);
+                }
+            }
+            body if body.get("preconditions").is_some() => {
+                body["preconditions"]["resourceVersion"] = json!(rv);
+            }
+            body => {
+                if body.pointer("/metadata/resourceVersion").is_some() {
+                    body["metadata"]["resourceVersion"] = json!(rv);
+                }
+            }
+        }
+        next
+    }
+}
+
 /// What a change is about, for people: kind, name, namespace and what is done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

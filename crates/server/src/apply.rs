@@ -104,6 +104,9 @@ pub(crate) async fn apply_plan(
     match &decision {
         Decision::Approved { .. } => {
             let mut stopped: Option<String> = None;
+            // Path → (the version its change was planned against, the version our write made).
+            let mut written: std::collections::HashMap<String, (String, String)> =
+                std::collections::HashMap::new();
             for change in &plan.changes {
                 if let Some(why) = &stopped {
                     outcomes.push(outcome(change, "not applied", Some(why.clone())));
@@ -116,11 +119,25 @@ pub(crate) async fn apply_plan(
                     stopped = Some(why);
                     continue;
                 }
-                let sent = session
-                    .server()
-                    .cluster()
-                    .apply_change(&change.request)
-                    .await;
+                // An object this plan changed already: its precondition is the version that
+                // write made (planned against the same version, so nobody else came between).
+                let request = match written.get(&change.request.path) {
+                    Some((planned, now)) if *planned == change.resource_version => {
+                        change.request.with_resource_version(now)
+                    }
+                    _ => change.request.clone(),
+                };
+                let sent = session.server().cluster().apply_change(&request).await;
+                if let Ok(answer) = &sent
+                    && let Some(rv) = answer
+                        .pointer("/metadata/resourceVersion")
+                        .and_then(Value::as_str)
+                {
+                    written.insert(
+                        change.request.path.clone(),
+                        (change.resource_version.clone(), rv.to_string()),
+                    );
+                }
                 audit_request(session, &plan, change, &sent);
                 match sent {
                     Ok(_) => {
@@ -191,7 +208,9 @@ fn outcome(change: &PlannedChange, status: &str, reason: Option<String>) -> Valu
 fn is_conflict(e: &ClusterError) -> bool {
     match &e.kind {
         ErrorKind::Api { status: 409, .. } => true,
-        ErrorKind::Api { status: 422, .. } => e.message.contains("test"),
+        ErrorKind::Api { status: 422, .. } => {
+            e.message.contains("resourceVersion") || e.message.contains("test")
+        }
         _ => false,
     }
 }

@@ -132,7 +132,9 @@ pub(crate) async fn ask(channel: &Channel, plan: &Plan, requested_by: &Caller) -
             let schema = match schema {
                 Ok(s) => s,
                 Err(e) => {
-                    return Decision::Cancelled(format!("the approval form could not be made: {e}"));
+                    return Decision::Cancelled(format!(
+                        "the approval form could not be made: {e}"
+                    ));
                 }
             };
             let request = ElicitRequestParams::FormElicitationParams {
