@@ -190,14 +190,14 @@ pub(crate) fn wait_function() -> Function {
     Function {
         path: "kubernetes.waitFor",
         tool_name: "kube_wait_for",
-        summary: "Wait until an object is rolledOut, ready, deleted or unschedulable (polls; timeoutSeconds default 20)",
+        summary: "Wait until rolledOut, ready, deleted or unschedulable",
         doc: "Waits without spending tokens: looks at the object every half second until the condition holds, then returns {met: true, observed, waitedMs}. rolledOut: a Deployment, StatefulSet or DaemonSet runs its current template on every replica, all available; ready: a Pod or Node is Ready, or a workload has all replicas ready; deleted: the object is gone; unschedulable: a Node is cordoned. A timeout fails with code Timeout and says the last observed state. The run's wall limit still applies.",
         input_schema: schema::<WaitArgs>(),
         output_schema: json!({"type": "object", "properties": {
             "met": {"type": "boolean"}, "condition": {"type": "string"}, "kind": {"type": "string"},
             "name": {"type": "string"}, "observed": {"type": "string"}, "waitedMs": {"type": "integer"}},
             "required": ["met", "observed", "waitedMs"]}),
-        returns: "{met: true, observed: string, waitedMs: number}",
+        returns: "{met, observed, waitedMs}",
         annotations: READ_ONLY,
         shape: Shape::Object,
         narrow_hint: "",
