@@ -761,3 +761,87 @@ async fn the_python_sdk_elicitation_callback_approves_declines_and_cancels() {
         )]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_plans_the_previous_revisions_template() {
+    let s = setup(&["--allow-changes"], true).await;
+    let client = s.kube().await;
+    let gvk = |kind| {
+        kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk("apps", "v1", kind))
+    };
+    let deployments: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(client.clone(), "monitoring", &gvk("Deployment"));
+    let sets: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(client, "monitoring", &gvk("ReplicaSet"));
+    let grafana = s.deployment("monitoring", "grafana").await;
+    let uid = grafana["metadata"]["uid"].as_str().unwrap().to_string();
+    let original = grafana["spec"]["template"]["spec"]["containers"][0]["image"].clone();
+    // Revision 2, as a rollout to grafana 11.3.0 would leave it: a new ReplicaSet and the
+    // Deployment's template and revision annotation.
+    let mut template = grafana["spec"]["template"].clone();
+    template["spec"]["containers"][0]["image"] = json!("grafana/grafana:11.3.0");
+    template["metadata"]["labels"]["pod-template-hash"] = json!("v2hash");
+    let rs: kube::api::DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet",
+        "metadata": {"name": "grafana-v2hash", "namespace": "monitoring",
+            "annotations": {"deployment.kubernetes.io/revision": "2"},
+            "labels": template["metadata"]["labels"].clone(),
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "grafana",
+                "uid": uid, "controller": true}]},
+        "spec": {"replicas": 1, "selector": grafana["spec"]["selector"].clone(), "template": template}}))
+    .unwrap();
+    sets.create(&kube::api::PostParams::default(), &rs)
+        .await
+        .unwrap();
+    deployments
+        .patch(
+            "grafana",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({
+                "metadata": {"annotations": {"deployment.kubernetes.io/revision": "2"}},
+                "spec": {"template": {"spec": {"containers": [{"name": "grafana", "image": "grafana/grafana:11.3.0"}]}}}})),
+        )
+        .await
+        .unwrap();
+
+    let doc = s
+        .run(r#"const r = await tools.kubernetes.rollback({ kind: "deploy", name: "grafana", namespace: "monitoring" }); return r.diff"#)
+        .await;
+    assert_eq!(doc["ok"], true, "{doc}");
+    let diff = doc["result"].as_str().unwrap();
+    assert!(
+        diff.contains("-        image: grafana/grafana:11.3.0")
+            && diff.contains(&format!("+        image: {}", original.as_str().unwrap())),
+        "{diff}"
+    );
+    assert!(!diff.contains("pod-template-hash"), "{diff}");
+    assert!(
+        doc["plan"]["changes"][0]["action"]
+            .as_str()
+            .unwrap()
+            .contains("from revision 2 to revision 1"),
+        "{doc}"
+    );
+    let id = doc["plan"]["id"].as_str().unwrap().to_string();
+    let out = s
+        .call("apply_plan", json!({ "id": id }))
+        .await
+        .structured_content
+        .unwrap();
+    assert_eq!(out["applied"], 1, "{out}");
+    let after = s.deployment("monitoring", "grafana").await;
+    assert_eq!(
+        after["spec"]["template"]["spec"]["containers"][0]["image"],
+        original
+    );
+
+    // A revision that does not exist is named, with the ones that do.
+    let doc = s
+        .run(r#"return await tools.kubernetes.rollback({ kind: "deploy", name: "grafana", namespace: "monitoring", revision: 7 })"#)
+        .await;
+    let message = doc["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("no revision 7") && message.contains("[1, 2]"),
+        "{message}"
+    );
+}

@@ -93,6 +93,10 @@ mode each kube_* and helm_* tool wraps one API call; narrow calls with namespace
 limit, tailLines and grep. Secret values appear as [secret:FINGERPRINT] tokens wherever they appear (Secrets, env, \
 logs, ConfigMaps, in any encoding): equal tokens mean equal values within one MCP session.";
 
+const CHANGES: &str = "This server also plans changes (scale, restart, rollback, setImage, patch, cordon, uncordon, \
+deletePod): they change nothing, return a dry-run diff and a plan; apply_plan({id}) asks the person to approve it, \
+then sends it. Verify with kubernetes.waitFor.";
+
 impl ServerHandler for KubecodeServer {
     fn get_info(&self) -> ServerConfig {
         let capabilities = ServerCapabilities::builder()
@@ -102,7 +106,11 @@ impl ServerHandler for KubecodeServer {
             .build();
         ServerConfig::new(capabilities)
             .with_server_info(Implementation::new("kubecode", env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS)
+            .with_instructions(if self.server().allows_changes() {
+                format!("{INSTRUCTIONS} {CHANGES}")
+            } else {
+                INSTRUCTIONS.to_string()
+            })
     }
 
     async fn list_tools(
