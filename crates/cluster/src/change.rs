@@ -815,6 +815,36 @@ impl Cluster {
         send(&ctx, request, false).await
     }
 
+    /// The precondition for a later change of an object this plan already changed: the
+    /// version our write made, or the object's current version when only its status and
+    /// bookkeeping changed since (a controller reporting on our write), so that a person's
+    /// or another client's change in between is still refused.
+    pub async fn version_after_own_write(
+        &self,
+        request: &ChangeRequest,
+        written: &Value,
+    ) -> Result<String> {
+        let ctx = self.context(request.context.as_deref()).await?;
+        let ours = string_at(written, "/metadata/resourceVersion")
+            .unwrap_or_default()
+            .to_string();
+        let now = ctx.transport.get_json(&request.path).await?;
+        let same = |v: &Value| {
+            let mut v = for_review(v.clone());
+            if let Value::Object(m) = &mut v {
+                m.remove("status");
+            }
+            v
+        };
+        if same(&now) == same(written) {
+            Ok(string_at(&now, "/metadata/resourceVersion")
+                .unwrap_or(&ours)
+                .to_string())
+        } else {
+            Ok(ours)
+        }
+    }
+
     /// Looks once at an object for `kubernetes.waitFor`.
     pub async fn observe(&self, a: &WaitArgs) -> Result<Observation> {
         let ctx = self.context(a.context.as_deref()).await?;

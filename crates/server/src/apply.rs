@@ -104,8 +104,8 @@ pub(crate) async fn apply_plan(
     match &decision {
         Decision::Approved { .. } => {
             let mut stopped: Option<String> = None;
-            // Path → (the version its change was planned against, the version our write made).
-            let mut written: std::collections::HashMap<String, (String, String)> =
+            // Path → (the version its change was planned against, the object our write made).
+            let mut written: std::collections::HashMap<String, (String, Value)> =
                 std::collections::HashMap::new();
             for change in &plan.changes {
                 if let Some(why) = &stopped {
@@ -121,21 +121,21 @@ pub(crate) async fn apply_plan(
                 }
                 // An object this plan changed already: its precondition is the version that
                 // write made (planned against the same version, so nobody else came between).
+                let cluster = session.server().cluster();
                 let request = match written.get(&change.request.path) {
-                    Some((planned, now)) if *planned == change.resource_version => {
-                        change.request.with_resource_version(now)
+                    Some((planned, ours)) if *planned == change.resource_version => {
+                        match cluster.version_after_own_write(&change.request, ours).await {
+                            Ok(rv) => change.request.with_resource_version(&rv),
+                            Err(_) => change.request.clone(),
+                        }
                     }
                     _ => change.request.clone(),
                 };
-                let sent = session.server().cluster().apply_change(&request).await;
-                if let Ok(answer) = &sent
-                    && let Some(rv) = answer
-                        .pointer("/metadata/resourceVersion")
-                        .and_then(Value::as_str)
-                {
+                let sent = cluster.apply_change(&request).await;
+                if let Ok(answer) = &sent {
                     written.insert(
                         change.request.path.clone(),
-                        (change.resource_version.clone(), rv.to_string()),
+                        (change.resource_version.clone(), answer.clone()),
                     );
                 }
                 audit_request(session, &plan, change, &sent);
