@@ -845,3 +845,42 @@ async fn rollback_plans_the_previous_revisions_template() {
         "{message}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pod_changed_since_planning_is_not_deleted() {
+    let s = setup(&["--allow-changes"], true).await;
+    let doc = s
+        .run(r#"const p = (await tools.kubernetes.list({ kind: "Pod", namespace: "monitoring" }))[0].metadata.name;
+await tools.kubernetes.deletePod({ name: p, namespace: "monitoring" }); return p"#)
+        .await;
+    let pod = doc["result"].as_str().expect("a pod name").to_string();
+    let id = doc["plan"]["id"].as_str().unwrap().to_string();
+    let pods: kube::Api<k8s_openapi::api::core::v1::Pod> =
+        kube::Api::namespaced(s.kube().await, "monitoring");
+    pods.patch(
+        &pod,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(json!({"metadata": {"labels": {"touched": "yes"}}})),
+    )
+    .await
+    .unwrap();
+    let r = s.call("apply_plan", json!({ "id": id })).await;
+    let out = r.structured_content.unwrap();
+    assert_eq!(out["changes"][0]["status"], "failed", "{out}");
+    assert!(
+        out["changes"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("changed since it was planned"),
+        "{out}"
+    );
+    assert!(pods.get(&pod).await.is_ok(), "the pod is still there");
+    let deletes: Vec<Value> = s
+        .requests()
+        .into_iter()
+        .filter(|r| r["method"] == "DELETE")
+        .collect();
+    // The dry run, then the refused delete.
+    assert_eq!(deletes.len(), 2, "{deletes:?}");
+    assert_eq!(deletes[1]["status"], 409);
+}
