@@ -425,6 +425,19 @@ mod tests {
     }
 
     #[test]
+    fn writes_are_retried_only_when_the_api_server_did_not_process_them() {
+        let throttled = error_for(429, b"");
+        let failed = error_for(503, b"");
+        let lost = ClusterError::new(ErrorKind::Unavailable, "connection reset");
+        let slow = ClusterError::new(ErrorKind::Timeout, "no answer");
+        assert!(Retry::Write.allows(&throttled));
+        for e in [&failed, &lost, &slow] {
+            assert!(!Retry::Write.allows(e), "{e:?}");
+            assert!(Retry::Idempotent.allows(e), "{e:?}");
+        }
+    }
+
+    #[test]
     fn statuses_map_to_kinds_with_advice() {
         let body = br#"{"kind":"Status","message":"pods is forbidden: User \"x\" cannot list"}"#;
         let e = error_for(403, body);

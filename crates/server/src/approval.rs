@@ -181,3 +181,56 @@ pub(crate) async fn ask(channel: &Channel, plan: &Plan, requested_by: &Caller) -
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cluster::{ChangeRequest, ChangeTarget, PlannedChange};
+    use serde_json::json;
+
+    fn change(name: &str, diff: String) -> PlannedChange {
+        PlannedChange {
+            target: ChangeTarget {
+                kind: "Deployment".into(),
+                name: name.into(),
+                namespace: Some("shop".into()),
+                action: "rollout restart".into(),
+            },
+            request: ChangeRequest {
+                method: "PATCH".into(),
+                path: format!("/apis/apps/v1/namespaces/shop/deployments/{name}"),
+                content_type: "application/merge-patch+json".into(),
+                body: json!({}),
+                context: None,
+            },
+            resource_version: "3".into(),
+            object: json!({}),
+            diff,
+        }
+    }
+
+    #[test]
+    fn the_form_shows_every_change_and_keeps_within_its_budget() {
+        let plan = Plan {
+            id: "p1".into(),
+            session: "s".into(),
+            changes: vec![
+                change("web", "+  restartedAt: now\n".into()),
+                change("huge", "x".repeat(MESSAGE_BUDGET + 1)),
+            ],
+            expires_at: Utc::now(),
+        };
+        let text = message(&plan, &Caller::named("alice"));
+        assert!(text.contains("Plan p1 (requested in the session of alice), 2 changes"));
+        assert!(text.contains("1. Deployment shop/web: rollout restart\n+  restartedAt: now"));
+        assert!(text.contains("2. Deployment shop/huge: rollout restart\n(diff of"));
+        assert!(text.len() < MESSAGE_BUDGET);
+    }
+
+    #[test]
+    fn decisions_have_their_names() {
+        assert_eq!(Decision::Approved { via: "page" }.name(), "approved");
+        assert_eq!(Decision::Cancelled(String::new()).name(), "cancelled");
+        assert!(channel(None).unwrap_err().contains("elicitation"));
+    }
+}
