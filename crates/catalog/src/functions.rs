@@ -463,6 +463,7 @@ pub fn all() -> Vec<Function> {
         },
     ]
     .into_iter()
+    .chain(std::iter::once(crate::changes::wait_function()))
     .chain(crate::diagnosis::functions())
     .collect()
 }

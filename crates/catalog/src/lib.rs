@@ -5,6 +5,7 @@
 //! Input schemas are derived from the very types the handlers deserialize, so a schema and
 //! the validation behind it cannot drift apart.
 
+mod changes;
 mod diagnosis;
 mod functions;
 mod kind_types;
@@ -17,6 +18,7 @@ use std::pin::Pin;
 use cluster::{Cluster, ClusterError};
 use serde_json::Value;
 
+pub use changes::{CHANGE_KEY, planned};
 pub use functions::parse as parse_arguments;
 pub use search::SearchHit;
 
@@ -211,11 +213,24 @@ impl Default for Catalog {
 }
 
 impl Catalog {
-    /// The Kubernetes and Helm functions of CONTRACT §3.2.
+    /// The Kubernetes and Helm functions of CONTRACT §3.2, all read-only.
     pub fn new() -> Catalog {
         Catalog {
             functions: functions::all(),
         }
+    }
+
+    /// The read-only functions and the change functions of CONTRACT §3.6 (only for a server
+    /// started with `--allow-changes`).
+    pub fn with_changes() -> Catalog {
+        let mut functions = functions::all();
+        functions.extend(changes::functions());
+        Catalog { functions }
+    }
+
+    /// Whether a function plans changes (its result holds a planned request).
+    pub fn plans_changes(f: &Function) -> bool {
+        !f.annotations.read_only
     }
 
     /// Every function, in declaration order.

@@ -2,8 +2,11 @@
 //! context created on first use, a discovery cache, and the read operations of CONTRACT §3.2
 //! (list, get, logs, events, metrics, contexts, API resources, Helm releases).
 //!
-//! Nothing here sends a mutating request: every call is a GET.
+//! Reads are GETs. The only requests that may change the cluster are in `change.rs`: dry runs
+//! of planned changes, and [`Cluster::apply_change`], which the server calls only for a plan a
+//! person approved.
 
+mod change;
 pub mod compact;
 mod discovery;
 mod error;
@@ -22,6 +25,11 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
+pub use change::{
+    ChangeRequest, ChangeTarget, DeletePodArgs, NodeArgs, Observation, PatchArgs, PatchKind,
+    PlannedChange, RestartArgs, RollbackArgs, ScaleArgs, SetImageArgs, WaitArgs, WaitCondition,
+    diff_objects,
+};
 pub use discovery::{ApiResource, resolve as find_kind};
 pub use error::{ClusterError, ErrorKind, Result};
 pub use helm::{HelmGetQuery, HelmHistoryQuery, HelmListQuery, HelmRelease, HelmReleaseSummary};
@@ -33,7 +41,7 @@ pub use logs::{
 pub use observe::ApiObserver;
 pub use openapi::KindSchema;
 pub use reads::{EventType, EventsQuery, GetQuery, ListQuery, MetricsKind, MetricsQuery};
-pub use transport::Limits;
+pub use transport::{Limits, Retry};
 pub use view::{View, managed_paths};
 
 use transport::Transport;

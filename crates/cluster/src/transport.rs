@@ -96,6 +96,35 @@ pub struct Transport {
     observer: ObserverSlot,
 }
 
+/// One request as it goes out.
+struct Outgoing<'a> {
+    method: http::Method,
+    path: &'a str,
+    accept: &'a str,
+    content_type: Option<&'a str>,
+    body: Option<Bytes>,
+}
+
+/// Which failures a request may be repeated after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Repeating it changes nothing (a read, a dry run): retried on 429, 5xx, timeouts and
+    /// lost connections.
+    Idempotent,
+    /// A real write: retried only on 429, which the API server answers before processing a
+    /// request; any other failure may come after the write was applied.
+    Write,
+}
+
+impl Retry {
+    fn allows(self, error: &ClusterError) -> bool {
+        match self {
+            Retry::Idempotent => true,
+            Retry::Write => error.kind == ErrorKind::Throttled,
+        }
+    }
+}
+
 /// What an attempt produced.
 enum Attempt {
     Done(Bytes, String),
@@ -219,16 +248,26 @@ impl Transport {
         }
     }
 
-    async fn attempt(&self, path: &str, accept: &str) -> Attempt {
-        // `kubecode/VERSION` in the API server's audit log, as kubectl names itself.
+    async fn attempt(&self, request: &Outgoing<'_>) -> Attempt {
+        let verb = request.method.as_str();
         if self.limiter.acquire().await {
-            self.observe(|o| o.throttle("GET", "client"));
+            self.observe(|o| o.throttle(verb, "client"));
         }
-        let request = match http::Request::get(path)
+        let path = request.path;
+        // `kubecode/VERSION` in the API server's audit log, as kubectl names itself.
+        let mut builder = http::Request::builder()
+            .method(request.method.clone())
+            .uri(path)
             .header(http::header::USER_AGENT, USER_AGENT)
-            .header(http::header::ACCEPT, accept)
-            .body(kube::client::Body::empty())
-        {
+            .header(http::header::ACCEPT, request.accept);
+        if let Some(content_type) = request.content_type {
+            builder = builder.header(http::header::CONTENT_TYPE, content_type);
+        }
+        let body = match &request.body {
+            Some(bytes) => kube::client::Body::from(bytes.to_vec()),
+            None => kube::client::Body::empty(),
+        };
+        let request = match builder.body(body) {
             Ok(r) => r,
             Err(e) => {
                 return Attempt::Fail(
@@ -288,7 +327,7 @@ impl Transport {
             return Attempt::Done(body, code.to_string());
         }
         if code == 429 {
-            self.observe(|o| o.throttle("GET", "429"));
+            self.observe(|o| o.throttle(verb, "429"));
         }
         let error = error_for(code, &body);
         if matches!(code, 429 | 500 | 502 | 503 | 504) {
@@ -316,41 +355,93 @@ impl Transport {
     /// Like [`Transport::get`], asking for the media type `accept` (a server-side Table,
     /// for instance).
     pub async fn get_as(&self, path: &str, accept: &str) -> Result<Bytes> {
+        let request = Outgoing {
+            method: http::Method::GET,
+            path,
+            accept,
+            content_type: None,
+            body: None,
+        };
+        self.send(&request, Retry::Idempotent).await
+    }
+
+    /// Sends a request that may change the cluster: a PATCH or DELETE with its JSON body.
+    ///
+    /// Retries follow [`Retry`]: a request the API server cannot apply (a dry run) is retried
+    /// like a read; a real write only when the API server said it did not process it (429),
+    /// never after a timeout, a lost connection or a 5xx, where it may have been applied. The
+    /// change path adds a `resourceVersion` precondition to every write, so even a repeated
+    /// write fails with a conflict rather than apply twice.
+    pub async fn write(
+        &self,
+        method: http::Method,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+        retry: Retry,
+    ) -> Result<Bytes> {
+        let request = Outgoing {
+            method,
+            path,
+            accept: "application/json",
+            content_type: Some(content_type),
+            body: Some(body),
+        };
+        self.send(&request, retry).await
+    }
+
+    async fn send(&self, request: &Outgoing<'_>, retry: Retry) -> Result<Bytes> {
+        let path = request.path;
+        let verb = request.method.as_str();
         // One span per request, retries included; its status code is the last attempt's.
         let span = tracing::debug_span!(
             "kubernetes.api",
-            otel.name = "GET",
+            otel.name = verb,
             otel.kind = "client",
-            http.request.method = "GET",
+            http.request.method = verb,
             url.path = path.split('?').next().unwrap_or(path),
             http.response.status_code = tracing::field::Empty,
             retries = tracing::field::Empty,
         );
-        self.get_attempts(path, accept, &span)
+        self.attempts(request, retry, &span)
             .instrument(span.clone())
             .await
     }
 
-    async fn get_attempts(&self, path: &str, accept: &str, span: &tracing::Span) -> Result<Bytes> {
+    async fn attempts(
+        &self,
+        request: &Outgoing<'_>,
+        retry: Retry,
+        span: &tracing::Span,
+    ) -> Result<Bytes> {
+        let path = request.path;
+        let verb = request.method.as_str();
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
             span.record("retries", attempt);
-            let (error, after, code) = match self.attempt(path, accept).await {
+            let (error, after, code) = match self.attempt(request).await {
                 Attempt::Done(body, code) => {
-                    self.observe(|o| o.request("GET", &code));
+                    self.observe(|o| o.request(verb, &code));
                     span.record("http.response.status_code", code.as_str());
                     return Ok(body);
                 }
                 Attempt::Fail(e, code) => {
-                    self.observe(|o| o.request("GET", &code));
+                    self.observe(|o| o.request(verb, &code));
                     span.record("http.response.status_code", code.as_str());
                     return Err(e);
                 }
                 Attempt::Retry { error, after, code } => (error, after, code),
             };
-            self.observe(|o| o.request("GET", &code));
+            self.observe(|o| o.request(verb, &code));
             span.record("http.response.status_code", code.as_str());
+            if !retry.allows(&error) {
+                let mut error = error;
+                error.message.push_str(
+                    " [a write is not repeated after this failure: it may have been applied; read the object to see whether it changed]",
+                );
+                return Err(error);
+            }
             if attempt >= self.limits.max_retries {
                 return Err(error);
             }
@@ -370,7 +461,7 @@ impl Transport {
                 return Err(error);
             }
             tracing::debug!("retrying {path} in {wait:?} after: {}", error.message);
-            self.observe(|o| o.retry("GET", &code));
+            self.observe(|o| o.retry(verb, &code));
             tokio::time::sleep(wait).await;
             attempt += 1;
         }
@@ -442,5 +533,18 @@ mod tests {
             error_for(418, br#"{"reason":"not a reason!"}"#).kind.code(),
             "Rejected"
         );
+    }
+
+    #[test]
+    fn writes_are_retried_only_when_the_api_server_did_not_process_them() {
+        let throttled = error_for(429, b"");
+        let failed = error_for(503, b"");
+        let lost = ClusterError::new(ErrorKind::Unavailable, "connection reset");
+        let slow = ClusterError::new(ErrorKind::Timeout, "no answer");
+        assert!(Retry::Write.allows(&throttled));
+        for e in [&failed, &lost, &slow] {
+            assert!(!Retry::Write.allows(e), "{e:?}");
+            assert!(Retry::Idempotent.allows(e), "{e:?}");
+        }
     }
 }

@@ -116,7 +116,8 @@ async fn the_server_announces_itself_and_its_tools() {
             "kube_get",
             "kube_list",
             "kube_logs",
-            "kube_metrics"
+            "kube_metrics",
+            "kube_wait_for"
         ]
     );
     for t in &tools {

@@ -23,7 +23,22 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::plan::{MAX_CHANGES, Plan, Refusal};
 use crate::state::ServerState;
+
+/// The changes a run has planned so far (code mode): they become one plan when it ends.
+pub(crate) type Draft = std::sync::Mutex<Vec<cluster::PlannedChange>>;
+
+/// Where a change function's planned change goes.
+#[derive(Clone, Copy)]
+pub(crate) enum PlanInto<'a> {
+    /// A new plan of its own, returned with the result (tools mode).
+    New,
+    /// An open plan of this session, by id (tools mode's `plan` argument).
+    Open(&'a str),
+    /// The run's draft, which becomes the run's plan when it ends (code mode).
+    Draft(&'a Draft),
+}
 
 /// Items of a list sent ahead of the result at a time (half a page of the API server's).
 const AHEAD_BATCH: usize = 250;
@@ -236,6 +251,19 @@ impl Session {
         cancel: &CancellationToken,
         ahead: Option<sandbox::ItemBatches>,
     ) -> Result<Shaped, CallError> {
+        self.invoke_into(f, arguments, cancel, ahead, PlanInto::New)
+            .await
+    }
+
+    /// [`Session::invoke`], saying where a change function's planned change goes.
+    pub(crate) async fn invoke_into(
+        &self,
+        f: &Function,
+        arguments: Option<Map<String, Value>>,
+        cancel: &CancellationToken,
+        ahead: Option<sandbox::ItemBatches>,
+        into: PlanInto<'_>,
+    ) -> Result<Shaped, CallError> {
         let started = Instant::now();
         let span = tracing::debug_span!(
             "tool.call",
@@ -244,7 +272,7 @@ impl Session {
             kubecode.code = tracing::field::Empty,
         );
         let stages = self
-            .stages(f, Value::Object(arguments.unwrap_or_default()), ahead)
+            .stages(f, Value::Object(arguments.unwrap_or_default()), ahead, into)
             .instrument(span.clone());
         let outcome = tokio::select! {
             outcome = stages => outcome,
@@ -282,6 +310,7 @@ impl Session {
         f: &Function,
         args: Value,
         mut ahead: Option<sandbox::ItemBatches>,
+        into: PlanInto<'_>,
     ) -> Result<Shaped, CallError> {
         let failed = |e: ClusterError| self.error(e, &args);
         f.validate(&args).map_err(failed)?;
@@ -305,12 +334,114 @@ impl Session {
             .map_err(failed)?;
         match reply {
             Reply::Streamed(_) => Ok(Shaped::Items(items)),
+            Reply::Value(value) if catalog::Catalog::plans_changes(f) => {
+                // The planned request leaves the result here, before anything is shaped or
+                // seen: it is kept in a plan, and only what a reviewer reads is shaped.
+                let (mut value, mut change) = catalog::planned(value).map_err(failed)?;
+                redactor.shape(&mut value);
+                change.object = value.get("object").cloned().unwrap_or(Value::Null);
+                change.diff = value
+                    .get("diff")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
+                if let Some(plan) = self.keep_change(change, into)? {
+                    value["plan"] = plan.view();
+                }
+                Ok(Shaped::Value(value))
+            }
             Reply::Value(mut value) => {
                 redactor.shape(&mut value);
                 let value = f.filter(&args, value).map_err(failed)?;
                 Ok(Shaped::Value(value))
             }
         }
+    }
+
+    /// Keeps a planned change where `into` says; returns the plan when it is one already.
+    fn keep_change(
+        &self,
+        change: cluster::PlannedChange,
+        into: PlanInto<'_>,
+    ) -> Result<Option<Plan>, CallError> {
+        let plans = self.server().plans();
+        let refused = |id: &str, r: Refusal| CallError {
+            code: r.code().to_string(),
+            message: self.echo_message(&r.message(id)),
+            field: Some("plan".into()),
+        };
+        match into {
+            PlanInto::New => {
+                let plan = plans.create(self.id(), vec![change]);
+                self.audit_plan(&plan, "created");
+                Ok(Some(plan))
+            }
+            PlanInto::Open(id) => {
+                let plan = plans
+                    .add(id, self.id(), change)
+                    .map_err(|r| refused(id, r))?;
+                self.audit_plan(&plan, "extended");
+                Ok(Some(plan))
+            }
+            PlanInto::Draft(draft) => {
+                let mut draft = draft.lock().unwrap_or_else(|e| e.into_inner());
+                if draft.len() >= MAX_CHANGES {
+                    return Err(CallError {
+                        code: "LimitExceeded".into(),
+                        message: format!(
+                            "this run planned {MAX_CHANGES} changes, the most one plan may hold: plan fewer changes per run"
+                        ),
+                        field: None,
+                    });
+                }
+                draft.push(change);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Turns a run's draft into its plan (none when the run planned nothing).
+    pub(crate) fn close_draft(&self, draft: &Draft) -> Option<Plan> {
+        let changes = std::mem::take(&mut *draft.lock().unwrap_or_else(|e| e.into_inner()));
+        if changes.is_empty() {
+            return None;
+        }
+        let plan = self.server().plans().create(self.id(), changes);
+        self.audit_plan(&plan, "created");
+        Some(plan)
+    }
+
+    /// Writes a `plan` record: its id, expiry and each change's object, action and request.
+    fn audit_plan(&self, plan: &Plan, how: &str) {
+        let Some(audit) = self.server().audit() else {
+            return;
+        };
+        let changes: Vec<Value> = plan
+            .changes
+            .iter()
+            .map(|c| {
+                serde_json::json!({"target": c.target.label(), "action": c.target.action,
+                    "method": c.request.method, "path": c.request.path,
+                    "resourceVersion": c.resource_version})
+            })
+            .collect();
+        let mut fields = Map::new();
+        fields.insert("plan".into(), Value::String(plan.id.clone()));
+        fields.insert("how".into(), Value::String(how.to_string()));
+        fields.insert("changes".into(), Value::Array(changes));
+        fields.insert(
+            "expiresAt".into(),
+            Value::String(
+                plan.expires_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
+        );
+        audit.write("plan", self.id(), &self.caller(), fields);
+    }
+
+    /// Shapes a value for the client (Secret values the session knows become tokens).
+    pub(crate) fn shape(&self, value: &mut Value) {
+        self.inner.redactor.shape(value);
     }
 
     /// A cluster error as the client sees it: shaped (the caller's own arguments, echoed,

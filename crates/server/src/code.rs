@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
-use crate::call::{Session, Shaped};
+use crate::call::{Draft, PlanInto, Session, Shaped};
 use crate::metrics::RunOutcome;
 use crate::registry::{CallEnv, error_result};
 
@@ -22,6 +22,8 @@ pub struct CatalogHost {
     cancel: CancellationToken,
     /// The run's span: each call's span is its child, wherever the sandbox polls the call.
     span: tracing::Span,
+    /// The changes this run planned so far; they become the run's plan.
+    draft: Arc<Draft>,
 }
 
 impl sandbox::Host for CatalogHost {
@@ -38,6 +40,7 @@ impl sandbox::Host for CatalogHost {
     fn call(&self, path: &str, args: Value, ahead: sandbox::ItemBatches) -> sandbox::CallFuture {
         let session = self.session.clone();
         let cancel = self.cancel.clone();
+        let draft = self.draft.clone();
         let path = path.to_string();
         let span = self.span.clone();
         let call = async move {
@@ -54,7 +57,11 @@ impl sandbox::Host for CatalogHost {
                     ));
                 }
             };
-            match session.invoke(f, args, &cancel, Some(ahead)).await {
+            let into = PlanInto::Draft(&draft);
+            match session
+                .invoke_into(f, args, &cancel, Some(ahead), into)
+                .await
+            {
                 Ok(Shaped::Value(v)) => Ok(v.into()),
                 Ok(Shaped::Items(items)) => Ok(sandbox::HostValue::Items(items)),
                 Err(e) => Err((e.code, e.message)),
@@ -222,7 +229,7 @@ impl Session {
             kubecode.outcome = tracing::field::Empty,
             kubecode.calls = tracing::field::Empty,
         );
-        let out = self
+        let (out, plan) = self
             .execute(code, limits, env)
             .instrument(span.clone())
             .await;
@@ -239,7 +246,7 @@ impl Session {
             .iter()
             .map(|c| Value::String(c.path.clone()))
             .collect();
-        let report = self.report(out);
+        let report = self.report_with(out, plan.as_ref());
         let cut = report.document["truncated"] == Value::Bool(true);
         self.server().records().record_run(outcome, took, cut);
         if let Some(audit) = self.server().audit() {
@@ -270,19 +277,19 @@ impl Session {
         report
     }
 
-    /// The run itself: a slot, then the sandbox.
+    /// The run itself: a slot, then the sandbox; with the plan of the changes it planned.
     async fn execute(
         &self,
         code: &str,
         mut limits: sandbox::Limits,
         env: CallEnv,
-    ) -> sandbox::RunOutput {
+    ) -> (sandbox::RunOutput, Option<crate::plan::Plan>) {
         let waited = std::time::Instant::now();
         let slot = tokio::select! {
             slot = tokio::time::timeout(limits.wall, self.server().run_slots().acquire()) => slot,
             () = env.cancel.cancelled() => {
                 let e = sandbox::RunError::limit_exceeded("the client cancelled the run before it started");
-                return sandbox::RunOutput::failed(e, Vec::new(), Vec::new());
+                return (sandbox::RunOutput::failed(e, Vec::new(), Vec::new()), None);
             }
         };
         let Ok(Ok(slot)) = slot else {
@@ -290,7 +297,7 @@ impl Session {
                 "the server was running its maximum of programs at once for the whole wall-clock limit ({} ms); try again shortly",
                 limits.wall.as_millis()
             ));
-            return sandbox::RunOutput::failed(e, Vec::new(), Vec::new());
+            return (sandbox::RunOutput::failed(e, Vec::new(), Vec::new()), None);
         };
         // Time spent waiting for a slot counts against the run's wall clock, in whole
         // milliseconds so that a run that did not wait keeps its limit (and message) exact.
@@ -310,10 +317,12 @@ impl Session {
             watched.cancelled().await;
             stop.store(true, std::sync::atomic::Ordering::Relaxed);
         });
+        let draft = Arc::new(Draft::default());
         let host = Arc::new(CatalogHost {
             session: self.clone(),
             cancel: cancel.clone(),
             span: tracing::Span::current(),
+            draft: draft.clone(),
         });
         let state = self.state().clone();
         let isolation = self.server().isolation();
@@ -325,7 +334,8 @@ impl Session {
         watcher.abort();
         drop(slot);
         crate::memory::release_when_idle(self.server());
-        out
+        let plan = self.close_draft(&draft);
+        (out, plan)
     }
 
     /// The run's output as the client receives it: every field scrubbed, the whole document
@@ -333,10 +343,16 @@ impl Session {
     /// in, so a Secret value in its output can only be one the model wrote itself: searching
     /// for learned values (or tokenizing) here would tell the model which of its guesses
     /// were right, so only credential shapes are scrubbed.
-    fn report(&self, out: sandbox::RunOutput) -> RunReport {
+    ///
+    /// The plan of the changes the run planned (CONTRACT §3.6) is part of the document,
+    /// within the same limit (its objects and diffs were shaped when planned).
+    fn report_with(&self, out: sandbox::RunOutput, plan: Option<&crate::plan::Plan>) -> RunReport {
         let ok = out.ok;
         let was_cut = out.truncated;
         let mut document = serde_json::to_value(&out).unwrap_or_else(|_| json!({"ok": false}));
+        if let Some(plan) = plan {
+            document["plan"] = plan.view();
+        }
         shaping::scrub_value(&mut document);
         let limit = self.server().output_limit();
         let budget = limit.saturating_sub(NOTE_ROOM).max(limit / 2);

@@ -6,6 +6,8 @@
 //! validate → policy → learn → handler → shape → filter → record (see `call.rs`). Runs of
 //! programs are shaped and fitted at one place, [`Session::run_program`].
 
+mod apply;
+mod approval;
 pub mod approval_page;
 mod audit;
 mod auth;
@@ -15,6 +17,7 @@ mod guide;
 mod http;
 mod memory;
 mod metrics;
+mod plan;
 mod registry;
 mod state;
 mod stdio;
@@ -38,6 +41,7 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt};
 use tracing::Instrument;
 
+pub use approval::Decision;
 pub use approval_page::{
     ApprovalPages, PageDecision, PageError, PendingApproval, Review, ReviewChange,
 };
@@ -45,6 +49,7 @@ pub use audit::AuditLog;
 pub use auth::{OAuthConfig, Verifier};
 pub use call::{CallError, Caller, Identity, Session, Shaped};
 pub use code::{CatalogHost, RunReport};
+pub use plan::{Plan, ReviewItem};
 pub use registry::CallEnv;
 pub use sandbox::Isolation;
 pub use state::{CallCount, Options, Records, ServerState};
@@ -146,6 +151,10 @@ impl KubecodeServer {
 
     fn instructions(&self, stateless: bool) -> String {
         let mut text = INSTRUCTIONS.to_string();
+        if self.server().allows_changes() {
+            text.push(' ');
+            text.push_str(CHANGES);
+        }
         if stateless {
             text.push_str(STATELESS_NOTE);
         }
@@ -210,6 +219,10 @@ run_code that calls tools.kubernetes.* and tools.helm.*, filters the data and re
 mode each kube_* and helm_* tool wraps one API call; narrow calls with namespace, labelSelector, fieldSelector, \
 limit, tailLines and grep. Secret values appear as [secret:FINGERPRINT] tokens wherever they appear (Secrets, env, \
 logs, ConfigMaps, in any encoding): equal tokens mean equal values within one MCP session.";
+
+const CHANGES: &str = "This server also plans changes (scale, restart, rollback, setImage, patch, cordon, uncordon, \
+deletePod): they change nothing, return a dry-run diff and a plan; apply_plan({id}) asks the person to approve it, \
+then sends it. Verify with kubernetes.waitFor.";
 
 impl ServerHandler for KubecodeServer {
     fn get_info(&self) -> ServerConfig {
@@ -423,6 +436,7 @@ impl ServerHandler for KubecodeServer {
         let mut env = CallEnv {
             cancel: context.ct.clone(),
             progress: None,
+            peer: Some(context.peer.clone()),
         };
         if let Some(token) = context.meta.get_progress_token() {
             let peer = context.peer.clone();

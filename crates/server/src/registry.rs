@@ -24,6 +24,8 @@ pub(crate) enum Route {
     SearchTools,
     /// A catalog function (its index in the catalog), through the call path.
     Function(usize),
+    /// `apply_plan`: asks a person, then sends an approved plan (only with `--allow-changes`).
+    ApplyPlan,
 }
 
 /// The mode's tools and their routes.
@@ -35,7 +37,12 @@ pub(crate) struct Registry {
 
 impl Registry {
     /// The tools of a mode.
-    pub(crate) fn build(mode: Mode, catalog: &Catalog, output_limit: usize) -> Registry {
+    pub(crate) fn build(
+        mode: Mode,
+        catalog: &Catalog,
+        output_limit: usize,
+        allow_changes: bool,
+    ) -> Registry {
         let mut r = Registry::default();
         if matches!(mode, Mode::Code | Mode::All) {
             let [run, search] = code::definitions(catalog, output_limit);
@@ -46,6 +53,9 @@ impl Registry {
             for (i, f) in catalog.functions().iter().enumerate() {
                 r.add(tools::definition(f, output_limit), Route::Function(i));
             }
+        }
+        if allow_changes {
+            r.add(crate::apply::definition(), Route::ApplyPlan);
         }
         r
     }
@@ -82,6 +92,8 @@ pub struct CallEnv {
     pub cancel: CancellationToken,
     /// Reports a run's progress (calls made, time spent), when the client asked for it.
     pub progress: Option<Arc<dyn Fn(usize, Duration) + Send + Sync>>,
+    /// The MCP client of the session, which `apply_plan` asks its person through.
+    pub peer: Option<rmcp::Peer<rmcp::RoleServer>>,
 }
 
 /// An `isError` result a model can act on, with the error also as structured content.
@@ -126,6 +138,11 @@ impl Session {
             Some(Route::SearchTools) => {
                 let r = code::search(self, arguments);
                 record("search_tools", &r);
+                r
+            }
+            Some(Route::ApplyPlan) => {
+                let r = crate::apply::apply_plan(self, arguments, &env).await;
+                record("apply_plan", &r);
                 r
             }
             Some(Route::Function(i)) => match self.server().catalog().functions().get(i) {

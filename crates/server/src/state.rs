@@ -12,6 +12,7 @@ use crate::Mode;
 use crate::audit::AuditLog;
 use crate::call::{Caller, Identity, Session};
 use crate::metrics::{Metrics, RunOutcome, SessionGauge};
+use crate::plan::Plans;
 use crate::registry::Registry;
 
 /// How a server is set up.
@@ -28,6 +29,10 @@ pub struct Options {
     pub isolation: sandbox::Isolation,
     /// Where audit records go (`--audit-log`), if anywhere.
     pub audit: Option<Arc<AuditLog>>,
+    /// Whether the change functions and `apply_plan` exist (`--allow-changes`).
+    pub allow_changes: bool,
+    /// How long a plan can be applied after it was made (or last added to).
+    pub plan_ttl: Duration,
 }
 
 impl Default for Options {
@@ -38,6 +43,8 @@ impl Default for Options {
             max_concurrent_runs: 8,
             isolation: sandbox::Isolation::InProcess,
             audit: None,
+            allow_changes: false,
+            plan_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -57,6 +64,7 @@ pub struct ServerState {
     policy: Policy,
     records: Records,
     audit: Option<Arc<AuditLog>>,
+    plans: Plans,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -70,8 +78,19 @@ impl std::fmt::Debug for ServerState {
 impl ServerState {
     /// A server over a cluster. The mode's tools are registered here, once.
     pub fn new(cluster: Cluster, options: Options) -> Arc<ServerState> {
-        let catalog = Catalog::new();
-        let registry = Registry::build(options.mode, &catalog, options.limits.output);
+        // Without --allow-changes the change functions do not exist at all: not listed, not
+        // callable, not in the types or the index.
+        let catalog = if options.allow_changes {
+            Catalog::with_changes()
+        } else {
+            Catalog::new()
+        };
+        let registry = Registry::build(
+            options.mode,
+            &catalog,
+            options.limits.output,
+            options.allow_changes,
+        );
         let slots = options.max_concurrent_runs.max(1);
         let records = Records::default();
         cluster.observe(records.metrics.api_observer());
@@ -86,10 +105,11 @@ impl ServerState {
             isolation: options.isolation,
             registry,
             policy: Policy {
-                allow_changes: false,
+                allow_changes: options.allow_changes,
             },
             records,
             audit: options.audit,
+            plans: Plans::new(options.plan_ttl),
         })
     }
 
@@ -156,6 +176,16 @@ impl ServerState {
     /// The audit log, when the server keeps one.
     pub fn audit(&self) -> Option<&AuditLog> {
         self.audit.as_deref()
+    }
+
+    /// The change plans waiting for a decision.
+    pub(crate) fn plans(&self) -> &Plans {
+        &self.plans
+    }
+
+    /// Whether changes can be planned and applied (`--allow-changes`).
+    pub fn allows_changes(&self) -> bool {
+        self.policy.allow_changes
     }
 
     /// Where programs run.

@@ -9,7 +9,7 @@ use rmcp::model::{CallToolResult, Tool, ToolAnnotations};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::call::{Session, Shaped};
+use crate::call::{PlanInto, Session, Shaped};
 use crate::registry::error_result;
 
 fn object(v: &Value) -> Arc<Map<String, Value>> {
@@ -64,13 +64,21 @@ pub(crate) fn definition(f: &Function, output_limit: usize) -> Tool {
             f.narrow_hint
         }
     );
-    Tool::new(
-        f.tool_name,
-        Cow::Owned(description),
-        object(&f.input_schema),
-    )
-    .with_raw_output_schema(object(&f.tool_output_schema()))
-    .with_annotations(annotations)
+    let mut input = f.input_schema.clone();
+    let mut description = description;
+    if catalog::Catalog::plans_changes(f) {
+        // Several tool calls build one plan: the first returns a plan, the next pass its id.
+        if let Some(props) = input.get_mut("properties").and_then(Value::as_object_mut) {
+            props.insert(
+                "plan".into(),
+                serde_json::json!({"type": "string", "description": "Add this change to the open plan with this id (from an earlier change tool's result) instead of starting a new plan"}),
+            );
+        }
+        description.push_str(" The result carries `plan` ({id, changes, expiresAt}); pass `plan: id` to the next change tool to add to the same plan, then call apply_plan with the id: a person approves it.");
+    }
+    Tool::new(f.tool_name, Cow::Owned(description), object(&input))
+        .with_raw_output_schema(object(&f.tool_output_schema()))
+        .with_annotations(annotations)
 }
 
 /// Room kept for the `truncated` flag and the note of a cut result.
@@ -85,9 +93,32 @@ pub(crate) async fn call(
 ) -> CallToolResult {
     let limit = session.server().output_limit();
     let budget = limit.saturating_sub(NOTE_ROOM).max(limit / 2);
-    let arguments = with_tool_defaults(f, arguments);
+    let mut arguments = with_tool_defaults(f, arguments);
+    // `plan` is tools mode's own argument of the change tools, not the function's.
+    let open_plan = match arguments.as_mut().and_then(|a| a.remove("plan")) {
+        Some(Value::String(id)) if catalog::Catalog::plans_changes(f) => Some(id),
+        Some(_) if catalog::Catalog::plans_changes(f) => {
+            return error_result(
+                "BadInput",
+                "`plan` is the id of an open plan, a string (from an earlier change tool's result)",
+                Some("plan"),
+            );
+        }
+        Some(other) => {
+            // Not a change tool: the function's own validation names the unknown parameter.
+            arguments
+                .get_or_insert_with(Map::new)
+                .insert("plan".into(), other);
+            None
+        }
+        None => None,
+    };
+    let into = match &open_plan {
+        Some(id) => PlanInto::Open(id),
+        None => PlanInto::New,
+    };
     let scope = (f.shape == Shape::ScopedItems).then(|| arguments.clone().unwrap_or_default());
-    let fitted = match session.invoke(f, arguments, cancel, None).await {
+    let fitted = match session.invoke_into(f, arguments, cancel, None, into).await {
         Ok(Shaped::Value(v)) => {
             let wrapped = match &scope {
                 Some(args) => match looked_in(session, args).await {

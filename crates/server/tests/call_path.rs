@@ -32,7 +32,13 @@ async fn every_tool_of_every_mode_takes_the_call_path() {
     let sim = kubesim::serve(kubesim::demo::snapshot(), kubesim::ServerConfig::default())
         .await
         .expect("kubesim");
-    for mode in [Mode::Code, Mode::Tools, Mode::All] {
+    let modes = [Mode::Code, Mode::Tools, Mode::All];
+    // With --allow-changes the change tools and apply_plan exist too, and take the path.
+    for (mode, allow_changes) in modes
+        .iter()
+        .map(|m| (*m, false))
+        .chain(modes.iter().map(|m| (*m, true)))
+    {
         let cluster = cluster::Cluster::from_kubeconfig_yaml(
             &sim.kubeconfig(),
             None,
@@ -43,12 +49,23 @@ async fn every_tool_of_every_mode_takes_the_call_path() {
             cluster,
             Options {
                 mode,
+                allow_changes,
                 ..Options::default()
             },
         );
         let session = state.session(Caller::local());
         let tools = state.tool_names();
         assert!(!tools.is_empty());
+        assert_eq!(
+            tools.iter().any(|t| t == "apply_plan"),
+            allow_changes,
+            "{tools:?}"
+        );
+        assert_eq!(
+            tools.iter().any(|t| t == "kube_scale"),
+            allow_changes && mode != Mode::Code,
+            "{tools:?}"
+        );
         for tool in tools {
             // A catalog function's tool is recorded under its path, by the call path.
             let key = match state.catalog().by_tool_name(&tool) {

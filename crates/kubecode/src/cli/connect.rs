@@ -62,6 +62,7 @@ pub fn isolation(
     kind: SandboxKind,
     warm: usize,
     limits: &sandbox::Limits,
+    allow_changes: bool,
 ) -> anyhow::Result<server::Isolation> {
     match kind {
         SandboxKind::InProcess => {
@@ -74,8 +75,14 @@ pub fn isolation(
                     "this kernel does not offer seccomp, which sandbox processes need; pass --sandbox in-process to run programs inside the server process instead ({IN_PROCESS})"
                 );
             }
+            // The worker offers exactly the server's functions.
+            let catalog = if allow_changes {
+                catalog::Catalog::with_changes()
+            } else {
+                catalog::Catalog::new()
+            };
             let options = sandbox::worker::Options {
-                functions: catalog::Catalog::new()
+                functions: catalog
                     .functions()
                     .iter()
                     .map(|f| f.path.to_string())
@@ -99,8 +106,8 @@ const IN_PROCESS: &str = "--sandbox in-process: programs run on threads of this 
 
 impl LimitArgs {
     /// Where programs run, checked against this kernel; `warm` workers are kept ready.
-    pub fn isolation(&self, warm: usize) -> anyhow::Result<server::Isolation> {
-        isolation(self.sandbox, warm, &self.limits())
+    pub fn isolation(&self, warm: usize, allow_changes: bool) -> anyhow::Result<server::Isolation> {
+        isolation(self.sandbox, warm, &self.limits(), allow_changes)
     }
 
     /// The limits these flags set.

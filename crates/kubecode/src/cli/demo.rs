@@ -68,7 +68,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     } else {
         SandboxKind::InProcess
     };
-    let isolation = isolation(kind, 0, &sandbox::Limits::default())?;
+    let isolation = isolation(kind, 0, &sandbox::Limits::default(), false)?;
     let options = server::Options {
         isolation,
         ..server::Options::default()

@@ -34,7 +34,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let options = server::Options {
         limits: args.limits.limits(),
-        isolation: args.limits.isolation(0)?,
+        isolation: args.limits.isolation(0, false)?,
         ..server::Options::default()
     };
     let connection = Connection::open(&args.target, options).await?;

@@ -77,6 +77,13 @@ pub struct ServeArgs {
     /// output, HTTP transport only).
     #[arg(long, value_name = "FILE|-")]
     audit_log: Option<PathBuf>,
+    /// Offer the change functions and apply_plan: changes are planned by dry run and sent
+    /// only after a person approves the plan (MCP elicitation).
+    #[arg(long)]
+    allow_changes: bool,
+    /// Seconds a change plan can be applied after it was made.
+    #[arg(long, value_name = "SECONDS", default_value = "600", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    plan_expiry: u64,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -130,7 +137,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         mode,
         limits: args.limits.limits(),
         max_concurrent_runs: args.limits.max_concurrent_runs as usize,
-        isolation: args.limits.isolation(warm)?,
+        isolation: args.limits.isolation(warm, args.allow_changes)?,
+        allow_changes: args.allow_changes,
+        plan_ttl: std::time::Duration::from_secs(args.plan_expiry),
     };
     let connection = Connection::open(&target, options).await?;
     let shared = connection.server.clone();

@@ -158,9 +158,8 @@ pub async fn serve(
         },
         ("update", Some(name), None) => update(app, rt, &ns, name, &req),
         ("patch", Some(name), None) => patch_object(app, rt, &ns, name, &req),
-        ("delete", Some(name), None) => app
-            .store
-            .delete(rt, &ns, name, req.dry_run())
+        ("delete", Some(name), None) => delete_preconditions(app, rt, &ns, name, &req)
+            .and_then(|()| app.store.delete(rt, &ns, name, req.dry_run()))
             .map(|o| json_body(StatusCode::OK, o.json.to_vec())),
         _ => Err(ApiError::method_not_allowed(req.method.as_str(), &req.path)),
     };
@@ -169,6 +168,35 @@ pub async fn serve(
 
 fn ok(v: Value) -> Response<Body> {
     json_value(StatusCode::OK, &v)
+}
+
+/// A delete's `preconditions` (DeleteOptions in the body): the object's uid and
+/// resourceVersion must still be those given, else 409 Conflict, as on the API server.
+fn delete_preconditions(
+    app: &App,
+    rt: &ResourceType,
+    ns: &str,
+    name: &str,
+    req: &Req,
+) -> Result<(), ApiError> {
+    let Ok(options) = serde_json::from_slice::<Value>(&req.body) else {
+        return Ok(());
+    };
+    let Some(pre) = options.get("preconditions") else {
+        return Ok(());
+    };
+    let current = get_object(app, rt, ns, name)?;
+    for (field, pointer) in [
+        ("uid", "/metadata/uid"),
+        ("resourceVersion", "/metadata/resourceVersion"),
+    ] {
+        if let Some(want) = pre.get(field).and_then(Value::as_str)
+            && current.value.pointer(pointer).and_then(Value::as_str) != Some(want)
+        {
+            return Err(ApiError::conflict(rt, name));
+        }
+    }
+    Ok(())
 }
 
 fn get_object(
