@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// Listen beyond loopback without a token (only behind an authenticating proxy).
     #[arg(long)]
     allow_unauthenticated: bool,
+    /// Also accept this name (or NAME:PORT) in the HTTP Host header, for instance the
+    /// Service's DNS name in a cluster (repeatable; loopback names are always accepted).
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
     /// Append one JSON line per tool call, run, plan and decision to FILE (`-`: standard
     /// output, HTTP transport only).
     #[arg(long, value_name = "FILE|-")]
@@ -110,6 +114,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 addr: args.addr,
                 token,
                 allow_unauthenticated: args.allow_unauthenticated,
+                allowed_hosts: args.allowed_hosts.clone(),
             };
             server::serve_http(shared, options, |addr| {
                 tracing::info!("kubecode MCP server listening on http://{addr}/mcp");
