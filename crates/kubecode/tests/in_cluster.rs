@@ -5,7 +5,8 @@
 //! pointing at kubesim, no kubeconfig and an empty HOME. kubecode's own resolution
 //! (`cluster::kubeconfig::resolve`: no --kubeconfig, no KUBECONFIG, no ~/.kube/config, so the
 //! service account) picks it, and kube-rs reads the files; kubesim accepts only the
-//! service account's bearer token. An MCP client session (rmcp over stdio) then reads the
+//! service account's bearer token. The root file system is read-only, as in the chart's pod,
+//! and the program runs in a sandbox worker process as usual. An MCP client session (rmcp over stdio) then reads the
 //! cluster. A wrong token in the same place is refused, so the token is what authenticates.
 //!
 //! Skips with the reason when user namespaces are not available.
@@ -24,13 +25,17 @@ use serde_json::{Value, json};
 const SA_TOKEN: &str = "eyJhbGciOiJSUzI1NiIsImtpZCI6Imt1YmVzaW0ifQ.eyJpc3MiOiJodHRwczovL2t1YmVybmV0ZXMuZGVmYXVsdC5zdmMiLCJzdWIiOiJzeXN0ZW06c2VydmljZWFjY291bnQ6a3ViZWNvZGU6a3ViZWNvZGUifQ.c2lnbmF0dXJlLW5vdC1jaGVja2Vk";
 
 /// Mounts a tmpfs over /run (/var/run points there), puts the service-account files at the
-/// path kube-rs reads, and becomes kubecode.
+/// path kube-rs reads, makes the root file system read-only with a fresh tmpfs at /tmp (as
+/// the chart's pod has it: readOnlyRootFilesystem and an emptyDir), and becomes kubecode.
 const POD_SCRIPT: &str = r#"set -eu
 run=$(readlink -f /var/run)
 mount -t tmpfs -o mode=0755 tmpfs "$run"
 sa=/var/run/secrets/kubernetes.io/serviceaccount
 mkdir -p "$sa"
 cp "$SA_FILES/token" "$SA_FILES/ca.crt" "$SA_FILES/namespace" "$sa/"
+mount -o remount,bind,ro /
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+if touch /kubecode-write-probe 2>/dev/null; then echo "the root file system is writable" >&2; exit 3; fi
 exec "$KUBECODE" serve --mode code
 "#;
 
