@@ -433,6 +433,17 @@ fn chart_lints_and_renders_each_variant() {
         monitor["spec"]["selector"]["matchLabels"],
         service["spec"]["selector"]
     );
+    assert!(
+        monitor["spec"]["endpoints"][0]
+            .get("authorization")
+            .is_none()
+    );
+    let with_token = rendered(&steps, "serviceMonitorToken");
+    let monitor = find(&with_token, "ServiceMonitor", "kubecode").unwrap();
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["authorization"],
+        json!({"type": "Bearer", "credentials": {"name": "kubecode-auth", "key": "token"}})
+    );
 
     // Secrets: cluster-wide with readSecrets, or a Role per listed namespace.
     let secrets = rendered(&steps, "readSecrets");
