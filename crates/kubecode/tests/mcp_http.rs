@@ -255,6 +255,36 @@ async fn host_and_origin_checks_stop_dns_rebinding() {
 }
 
 #[tokio::test]
+async fn allowed_hosts_admit_a_services_names_and_nothing_else() {
+    // What the Helm chart passes: the Service's DNS names, which clients in the cluster send.
+    let s = start(&[
+        "--allowed-host",
+        "kubecode.tools.svc",
+        "--allowed-host",
+        "mcp.example.com:443",
+    ]);
+    let c = client();
+    for host in [
+        "kubecode.tools.svc:8080",
+        "kubecode.tools.svc",
+        "mcp.example.com:443",
+        "localhost",
+    ] {
+        let answer = post(&c, s.addr, initialize(), &[("host", host)]).await;
+        assert_eq!(answer.status, 200, "{host}: {}", answer.body);
+    }
+    // A name pinned to a port admits no other port; other names stay out.
+    for host in [
+        "mcp.example.com:8443",
+        "kubecode.other.svc",
+        "evil.example.com",
+    ] {
+        let answer = post(&c, s.addr, initialize(), &[("host", host)]).await;
+        assert_eq!(answer.status, 403, "{host}: {}", answer.body);
+    }
+}
+
+#[tokio::test]
 async fn the_bearer_token_is_required_when_set() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");

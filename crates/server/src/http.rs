@@ -29,6 +29,9 @@ pub struct HttpOptions {
     /// Serve every request on its own, without `Mcp-Session-Id` sessions (`--stateless`).
     /// Requests that name 2026-07-28 are served this way in any case.
     pub stateless: bool,
+    /// Further names (or `name:port` authorities) clients may send in `Host`, such as the
+    /// Service's DNS names in a cluster; loopback names and the bound address are always allowed.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// A configuration the server refuses to run with.
@@ -92,6 +95,8 @@ pub async fn serve_http(
         hosts.push(bound.ip().to_string());
         hosts.push(bound.to_string());
     }
+    // The names a Service or Ingress in front gives this server (the Helm chart passes them).
+    hosts.extend(options.allowed_hosts.iter().cloned());
     let origins = vec![
         "http://localhost:*".to_string(),
         "http://127.0.0.1:*".to_string(),

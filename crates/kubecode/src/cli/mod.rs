@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch to the subcommands.
 
+#[cfg(feature = "bench")]
 mod bench;
 mod connect;
 mod demo;
@@ -31,6 +32,7 @@ enum Command {
     /// Print the TypeScript declarations of the sandbox API.
     Types(types::TypesArgs),
     /// Benchmarks: context tokens (code mode against tools mode) and speed.
+    #[cfg(feature = "bench")]
     Bench(bench::BenchArgs),
     /// Serve a cluster snapshot (or the demo cluster, or a generated one) as a Kubernetes API server.
     Sim(sim::SimArgs),
@@ -44,6 +46,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(args).await,
         Command::Types(args) => types::run(args),
         Command::Sim(args) => sim::run(args).await,
+        #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(args).await,
     }
 }

@@ -73,6 +73,10 @@ pub struct ServeArgs {
     /// Secret tokens across calls). 2026-07-28 requests are served this way in any case.
     #[arg(long)]
     stateless: bool,
+    /// Also accept this name (or NAME:PORT) in the HTTP Host header, for instance the
+    /// Service's DNS name in a cluster (repeatable; loopback names are always accepted).
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    allowed_hosts: Vec<String>,
     /// Append one JSON line per tool call, run, plan and decision to FILE (`-`: standard
     /// output, HTTP transport only).
     #[arg(long, value_name = "FILE|-")]
@@ -152,6 +156,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 oauth,
                 allow_unauthenticated: args.allow_unauthenticated,
                 stateless: args.stateless,
+                allowed_hosts: args.allowed_hosts.clone(),
             };
             server::serve_http(shared, options, |addr| {
                 tracing::info!("kubecode MCP server listening on http://{addr}/mcp");
