@@ -42,6 +42,8 @@ struct Asked {
 struct Person {
     answer: Arc<Mutex<Answer>>,
     asked: Arc<Mutex<Vec<Asked>>>,
+    /// Approval links the server sent as log messages (for the person, not the model).
+    links: Arc<Mutex<Vec<String>>>,
     request_log: PathBuf,
     elicits: bool,
 }
@@ -55,6 +57,17 @@ impl ClientHandler for Person {
         };
         ClientConfig::new(capabilities, Implementation::new("changes-test", "0"))
             .with_protocol_version(ProtocolVersion::V_2025_11_25)
+    }
+
+    #[allow(deprecated)] // logging (SEP-2577) is how the approval link reaches the person
+    async fn on_logging_message(
+        &self,
+        params: rmcp::model::LoggingMessageNotificationParam,
+        _context: rmcp::service::NotificationContext<RoleClient>,
+    ) {
+        if let Some(url) = params.data.get("url").and_then(Value::as_str) {
+            self.links.lock().unwrap().push(url.to_string());
+        }
     }
 
     async fn create_elicitation(
@@ -121,6 +134,7 @@ async fn setup(flags: &[&str], elicits: bool) -> Setup {
     let person = Person {
         answer: Arc::new(Mutex::new(Answer::Approve)),
         asked: Arc::new(Mutex::new(Vec::new())),
+        links: Arc::new(Mutex::new(Vec::new())),
         request_log: request_log.clone(),
         elicits,
     };
@@ -530,7 +544,7 @@ async fn a_stale_plan_stops_at_the_change_whose_object_changed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expired_plan_is_refused_and_a_client_without_elicitation_is_told_why() {
+async fn an_expired_plan_is_refused() {
     let s = setup(&["--allow-changes", "--plan-expiry", "1"], true).await;
     let doc = s
         .run(r#"await tools.kubernetes.deletePod({ name: (await tools.kubernetes.list({ kind: "Pod", namespace: "monitoring" }))[0].metadata.name, namespace: "monitoring" }); return 1"#)
@@ -549,7 +563,39 @@ async fn an_expired_plan_is_refused_and_a_client_without_elicitation_is_told_why
     assert!(message.contains("nothing was sent"), "{message}");
     assert!(s.asked().is_empty());
     assert!(writes(&s.requests()).is_empty());
+}
 
+/// A plain HTTP/1.1 exchange with the approval page: `(status, head, body)`.
+async fn page(url: &str, method: &str, cookie: Option<&str>, body: &str) -> (u16, String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url.strip_prefix("http://").unwrap();
+    let slash = rest.find('/').unwrap();
+    let (authority, path) = (&rest[..slash], &rest[slash..]);
+    let mut request =
+        format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nHost: {authority}\r\n");
+    if let Some(c) = cookie {
+        request.push_str(&format!("Cookie: {c}\r\n"));
+    }
+    if method == "POST" {
+        request.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let raw = String::from_utf8(raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head.to_string(), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_without_elicitation_gets_the_approval_page_outside_the_models_view() {
     let s = setup(&["--allow-changes"], false).await;
     let r = s
         .call("kube_cordon", json!({"name": "demo-worker"}))
@@ -557,10 +603,84 @@ async fn an_expired_plan_is_refused_and_a_client_without_elicitation_is_told_why
         .structured_content
         .unwrap();
     let id = r["plan"]["id"].as_str().unwrap().to_string();
-    let (code, message) = error_of(&s.call("apply_plan", json!({ "id": id })).await);
-    assert_eq!(code, "Unavailable");
-    assert!(message.contains("elicitation"), "{message}");
-    assert!(writes(&s.requests()).is_empty());
+    let apply = {
+        let client = s.client.peer().clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let args = json!({ "id": id });
+            let Value::Object(map) = args else {
+                unreachable!()
+            };
+            client
+                .call_tool(CallToolRequestParams::new("apply_plan").with_arguments(map))
+                .await
+                .unwrap()
+        })
+    };
+    // The link reaches the person as a log message of the client, never as a tool result.
+    let mut url = None;
+    for _ in 0..100 {
+        if let Some(u) = s.client.service().links.lock().unwrap().first().cloned() {
+            url = Some(u);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = url.expect("the approval link was sent to the client's log");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert!(
+        writes(&s.requests()).is_empty(),
+        "nothing is sent before the approval"
+    );
+    // The person opens the page, reads the diff and approves.
+    let (status, head, body) = page(&url, "GET", None, "").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("unschedulable"), "{body}");
+    let marker = "name=\"csrf\" value=\"";
+    let start = body.find(marker).unwrap() + marker.len();
+    let csrf = &body[start..start + body[start..].find('"').unwrap()];
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    // A POST without the page's cookie approves nothing.
+    let (forged, _, _) = page(&url, "POST", None, &format!("csrf={csrf}&decision=approve")).await;
+    assert_eq!(forged, 403);
+    let (status, _, _) = page(
+        &url,
+        "POST",
+        Some(&cookie),
+        &format!("csrf={csrf}&decision=approve"),
+    )
+    .await;
+    assert!(status < 400, "approved: {status}");
+    let result = tokio::time::timeout(Duration::from_secs(20), apply)
+        .await
+        .expect("apply_plan returns once the person decided")
+        .unwrap();
+    let out = result.structured_content.unwrap();
+    assert_eq!(
+        (
+            out["decision"].as_str(),
+            out["via"].as_str(),
+            out["applied"].as_u64()
+        ),
+        (Some("approved"), Some("page"), Some(1)),
+        "{out}"
+    );
+    assert!(
+        !out.to_string().contains(&url),
+        "the link is not in the model's result"
+    );
+    assert_eq!(writes(&s.requests()).len(), 1);
+    assert!(s.asked().is_empty(), "no form was shown");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,7 @@ use crate::plan::Plan;
 use crate::registry::{CallEnv, error_result};
 
 const DESCRIPTION: &str = "Apply a change plan after a person approves it. Pass the plan's id (from a run's `plan` or a change tool's result). \
-kubecode asks the person through your MCP client (an approval form); you cannot approve it yourself. Declined, cancelled or \
+kubecode asks the person through your MCP client (an approval form), or else on a one-time approval page whose link the person gets from the client's log or kubecode's; you cannot approve it yourself. Declined, cancelled or \
 expired plans send nothing; a plan is used once. Changes go out in order, each only if its object is unchanged since planning; \
 the result lists each change as applied, not applied or failed, and why. Verify afterwards with kubernetes.waitFor.";
 
@@ -87,10 +87,7 @@ pub(crate) async fn apply_plan(
     if let Err(r) = plans.peek(id, session.id()) {
         return refused(r);
     }
-    let channel = match approval::channel(env.peer.as_ref()) {
-        Ok(c) => c,
-        Err(message) => return error_result("Unavailable", &message, None),
-    };
+    let channel = approval::channel(env.peer.as_ref(), session.server().approval_pages());
     // Taken before asking: a plan cannot be decided on twice, even by calls at once.
     let plan = match plans.take(id, session.id()) {
         Ok(p) => p,

@@ -3,9 +3,13 @@
 //! argument, and the answer comes from the client's user interface.
 //!
 //! The channels: MCP elicitation (a form with the plan's objects and diffs, approve or not)
-//! where the client declared the capability; else the one-time approval page, which plugs in
-//! at the marked arm of [`channel`].
+//! where the client declared the capability; else the one-time approval page
+//! ([`crate::approval_page`]), its URL offered by URL-mode elicitation where the client supports
+//! it, else shown to the person outside the model's view: a `notifications/message` to the
+//! client and the server's log. The URL is never part of a tool result, because a model that
+//! also has a browsing tool could open it and approve its own plan.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -13,6 +17,7 @@ use rmcp::model::{ElicitRequestParams, ElicitationAction, ElicitationSchema, Pro
 use rmcp::service::ElicitationMode;
 use rmcp::{Peer, RoleServer};
 
+use crate::approval_page::{ApprovalPages, PageDecision, PendingApproval, Review, ReviewChange};
 use crate::call::Caller;
 use crate::plan::Plan;
 
@@ -20,10 +25,15 @@ use crate::plan::Plan;
 const MESSAGE_BUDGET: usize = 24_000;
 
 /// How a person is asked.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) enum Channel {
     /// MCP elicitation in form mode, through the client of this session.
     Elicitation(Peer<RoleServer>),
+    /// The one-time approval page; the client (when there is one) offers its URL.
+    Page {
+        pages: Arc<ApprovalPages>,
+        peer: Option<Peer<RoleServer>>,
+    },
 }
 
 /// What the person decided.
@@ -54,31 +64,24 @@ impl Decision {
     }
 }
 
-/// How this session's person can be asked, or why they cannot (nothing is taken or sent
-/// then: the plan stays open).
-pub(crate) fn channel(peer: Option<&Peer<RoleServer>>) -> Result<Channel, String> {
+/// How this session's person is asked: by the client's form where it can show one, else by
+/// the approval page.
+pub(crate) fn channel(peer: Option<&Peer<RoleServer>>, pages: &Arc<ApprovalPages>) -> Channel {
     match peer {
-        Some(peer) if can_elicit(peer) => Ok(Channel::Elicitation(peer.clone())),
-        // APPROVAL PAGE: where the client cannot elicit, the lead plugs the approval page in
-        // here (`ApprovalPages::offer(Review)`, its URL offered by URL-mode elicitation where
-        // supported, else returned for the person to open), as a `Channel::Page` variant.
-        _ => Err(
-            "this MCP client cannot ask its user to approve the plan: it did not declare the elicitation capability (form mode). \
-             Use a client that supports MCP elicitation; nothing was sent and the plan stays open until it expires"
-                .to_string(),
-        ),
+        Some(peer) if can_elicit(peer, ElicitationMode::Form) => Channel::Elicitation(peer.clone()),
+        _ => Channel::Page {
+            pages: pages.clone(),
+            peer: peer.cloned(),
+        },
     }
 }
 
-fn can_elicit(peer: &Peer<RoleServer>) -> bool {
+fn can_elicit(peer: &Peer<RoleServer>, mode: ElicitationMode) -> bool {
     // Protocol 2026-07-28 forbids server-to-client requests.
     let version_allows = peer
         .peer_info()
         .is_none_or(|info| info.protocol_version < ProtocolVersion::V_2026_07_28);
-    version_allows
-        && peer
-            .supported_elicitation_modes()
-            .contains(&ElicitationMode::Form)
+    version_allows && peer.supported_elicitation_modes().contains(&mode)
 }
 
 /// The form's text: who asks, the plan's changes and diffs, when it expires.
@@ -179,6 +182,89 @@ pub(crate) async fn ask(channel: &Channel, plan: &Plan, requested_by: &Caller) -
                 },
             }
         }
+        Channel::Page { pages, peer } => {
+            ask_by_page(pages, peer.as_ref(), plan, requested_by, left).await
+        }
+    }
+}
+
+/// Offers the plan on the one-time approval page and waits for the person's decision there.
+async fn ask_by_page(
+    pages: &ApprovalPages,
+    peer: Option<&Peer<RoleServer>>,
+    plan: &Plan,
+    requested_by: &Caller,
+    left: Duration,
+) -> Decision {
+    let review = Review {
+        plan_id: plan.id.clone(),
+        requested_by: requested_by.name().to_string(),
+        expires_at: plan.expires_at,
+        changes: plan
+            .review()
+            .into_iter()
+            .map(|c| ReviewChange {
+                object: c.object,
+                action: c.action,
+                diff: c.diff,
+            })
+            .collect(),
+    };
+    let PendingApproval { url, decision } = match pages.offer(review).await {
+        Ok(p) => p,
+        Err(e) => {
+            return Decision::Cancelled(format!("the approval page could not be offered: {e}"));
+        }
+    };
+    let text = format!(
+        "kubecode asks you to approve change plan {} ({} change{}) before anything is sent to the cluster: open {url} to review its diffs and approve or reject it (expires {}).",
+        plan.id,
+        plan.changes.len(),
+        if plan.changes.len() == 1 { "" } else { "s" },
+        plan.expires_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    );
+    let mut offered = false;
+    if let Some(peer) = peer.filter(|p| can_elicit(p, ElicitationMode::Url))
+        && let Ok(link) = url::Url::parse(&url)
+    {
+        match peer
+            .elicit_url_with_timeout(text.clone(), link, plan.id.clone(), Some(left))
+            .await
+        {
+            // The person opened the page; the decision is theirs to make there.
+            Ok(ElicitationAction::Accept) => offered = true,
+            Ok(ElicitationAction::Decline) => return Decision::Declined,
+            Ok(_) => {
+                return Decision::Cancelled("the person dismissed the approval link".to_string());
+            }
+            Err(e) => {
+                tracing::debug!("URL-mode elicitation failed, telling the person by log: {e}")
+            }
+        }
+    }
+    if !offered {
+        // Outside the model's view: the client's log and the server's own.
+        tracing::warn!("{text}");
+        if let Some(peer) = peer {
+            #[allow(deprecated)]
+            // logging (SEP-2577): the one channel to a person without elicitation
+            let mut note = rmcp::model::LoggingMessageNotificationParam::new(
+                rmcp::model::LoggingLevel::Alert,
+                serde_json::json!({"message": text, "url": url, "plan": plan.id}),
+            );
+            #[allow(deprecated)]
+            {
+                note.logger = Some("kubecode.approval".to_string());
+                let _ = peer.notify_logging_message(note).await;
+            }
+        }
+    }
+    match tokio::time::timeout(left, decision).await {
+        Ok(Ok(PageDecision::Approved)) => Decision::Approved { via: "page" },
+        Ok(Ok(PageDecision::Rejected)) => Decision::Declined,
+        Ok(Ok(PageDecision::Expired)) | Err(_) => Decision::Expired,
+        Ok(Err(_)) => Decision::Cancelled("the approval page was closed".to_string()),
     }
 }
 
@@ -231,6 +317,8 @@ mod tests {
     fn decisions_have_their_names() {
         assert_eq!(Decision::Approved { via: "page" }.name(), "approved");
         assert_eq!(Decision::Cancelled(String::new()).name(), "cancelled");
-        assert!(channel(None).unwrap_err().contains("elicitation"));
+        // Without a client that can show a form, the person is asked by the page.
+        let pages = Arc::new(ApprovalPages::new(None));
+        assert!(matches!(channel(None, &pages), Channel::Page { .. }));
     }
 }

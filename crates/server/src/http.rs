@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use crate::{Caller, KubecodeServer, Route, ServeError, ServerState};
+use crate::{ApprovalPages, Caller, KubecodeServer, Route, ServeError, ServerState};
 
 /// How to serve over HTTP.
 #[derive(Debug, Clone)]
@@ -115,6 +115,7 @@ pub async fn serve_http(
     // of them under --stateless, and every 2026-07-28 request): such a request gets a Session
     // of its own, which ends with it.
     let metrics = crate::metrics::route(shared.clone());
+    let shared_pages = shared.approval_pages().clone();
     let service: StreamableHttpService<KubecodeServer, LocalSessionManager> =
         StreamableHttpService::new(
             move || Ok(KubecodeServer::on(&shared, Caller::named("http"), route)),
@@ -131,7 +132,15 @@ pub async fn serve_http(
             require_token,
         ));
     }
-    let mut app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    // Approval pages: outside the MCP token and OAuth layers (a person's browser cannot send
+    // them; the one-time URL is the capability), with their own Host and Origin checks.
+    let pages = shared_pages.clone();
+    if pages.base().is_none() {
+        let _ = pages.set_base(&ApprovalPages::base_for(bound));
+    }
+    let mut app = axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+        .merge(pages.router());
     if let Some(config) = options.oauth {
         let verifier = Arc::new(crate::auth::Verifier::new(config).map_err(ServeError::Auth)?);
         mcp = mcp.layer(middleware::from_fn_with_state(

@@ -9,6 +9,7 @@ use catalog::{Catalog, Function};
 use cluster::{Cluster, ClusterError, ErrorKind};
 
 use crate::Mode;
+use crate::approval_page::ApprovalPages;
 use crate::audit::AuditLog;
 use crate::call::{Caller, Identity, Session};
 use crate::metrics::{Metrics, RunOutcome, SessionGauge};
@@ -33,6 +34,9 @@ pub struct Options {
     pub allow_changes: bool,
     /// How long a plan can be applied after it was made (or last added to).
     pub plan_ttl: Duration,
+    /// Where a person's browser reaches this server (`--public-url`), for approval pages;
+    /// default: the HTTP listener's own address, or a loopback listener under stdio.
+    pub public_url: Option<String>,
 }
 
 impl Default for Options {
@@ -45,6 +49,7 @@ impl Default for Options {
             audit: None,
             allow_changes: false,
             plan_ttl: Duration::from_secs(600),
+            public_url: None,
         }
     }
 }
@@ -65,6 +70,7 @@ pub struct ServerState {
     records: Records,
     audit: Option<Arc<AuditLog>>,
     plans: Plans,
+    approval_pages: Arc<ApprovalPages>,
 }
 
 impl std::fmt::Debug for ServerState {
@@ -110,6 +116,7 @@ impl ServerState {
             records,
             audit: options.audit,
             plans: Plans::new(options.plan_ttl),
+            approval_pages: Arc::new(ApprovalPages::new(options.public_url)),
         })
     }
 
@@ -171,6 +178,11 @@ impl ServerState {
     /// The record stage's counters.
     pub fn records(&self) -> &Records {
         &self.records
+    }
+
+    /// The one-time approval pages of this server's plans.
+    pub fn approval_pages(&self) -> &Arc<ApprovalPages> {
+        &self.approval_pages
     }
 
     /// The audit log, when the server keeps one.

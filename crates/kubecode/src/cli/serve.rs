@@ -88,6 +88,11 @@ pub struct ServeArgs {
     /// Seconds a change plan can be applied after it was made.
     #[arg(long, value_name = "SECONDS", default_value = "600", value_parser = clap::value_parser!(u64).range(1..=86_400))]
     plan_expiry: u64,
+    /// Where a person's browser reaches this server (for instance behind an Ingress), for
+    /// the one-time approval pages of plans; default: the HTTP address, or a loopback
+    /// listener under stdio.
+    #[arg(long, value_name = "URL")]
+    public_url: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -144,6 +149,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         isolation: args.limits.isolation(warm, args.allow_changes)?,
         allow_changes: args.allow_changes,
         plan_ttl: std::time::Duration::from_secs(args.plan_expiry),
+        public_url: match &args.public_url {
+            Some(url) => {
+                server::ApprovalPages::check_base(url)
+                    .map_err(|e| anyhow::anyhow!("--public-url {url}: {e}"))?;
+                Some(url.clone())
+            }
+            None => None,
+        },
     };
     let connection = Connection::open(&target, options).await?;
     let shared = connection.server.clone();
