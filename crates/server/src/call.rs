@@ -14,7 +14,7 @@
 //! Nothing else in the server calls a handler, and nothing else shapes cluster data.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use catalog::{Function, Reply};
@@ -22,6 +22,7 @@ use cluster::{ClusterError, ErrorKind, ListQuery};
 use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::replicas::Replicas;
 use crate::state::ServerState;
 
 /// Items of a list sent ahead of the result at a time (half a page of the API server's).
@@ -89,7 +90,11 @@ struct SessionInner {
     /// Names the session in audit records (random: it says nothing about the caller).
     id: String,
     server: Arc<ServerState>,
-    redactor: shaping::Redactor,
+    /// Set on first use: from the shared key and the session's handle when replicas share
+    /// them ([`Session::bind`]), else a random key.
+    redactor: OnceLock<shaping::Redactor>,
+    /// Where the `state` lives between runs when replicas share it: the store and its key.
+    shared: OnceLock<(Arc<Replicas>, String)>,
     state: sandbox::State,
     caller: Caller,
     learned: tokio::sync::Mutex<HashMap<String, Learned>>,
@@ -116,13 +121,48 @@ impl Session {
             inner: Arc::new(SessionInner {
                 id: uuid::Uuid::new_v4().simple().to_string(),
                 server,
-                redactor: shaping::Redactor::new(),
+                redactor: OnceLock::new(),
+                shared: OnceLock::new(),
                 state: sandbox::State::default(),
                 caller,
                 learned: tokio::sync::Mutex::new(HashMap::new()),
                 worker: sandbox::WorkerSlot::default(),
             }),
         }
+    }
+
+    /// Binds the session to its sealed handle (`Mcp-Session-Id`) when replicas share a key:
+    /// its Secret tokens and its `state` then agree across replicas. Binds once, before the
+    /// session's first call; a handle that does not open changes nothing (rmcp has refused
+    /// its request already).
+    pub(crate) fn bind(&self, replicas: &Arc<Replicas>, handle: &str) {
+        if self.inner.shared.get().is_some() {
+            return;
+        }
+        let (Some(key), Some(name)) = (
+            replicas.redaction_key(handle),
+            replicas.name("state", handle),
+        ) else {
+            return;
+        };
+        if self
+            .inner
+            .redactor
+            .set(shaping::Redactor::with_key(key))
+            .is_ok()
+        {
+            let _ = self.inner.shared.set((replicas.clone(), name));
+        }
+    }
+
+    /// The store the session's `state` is loaded from and saved to around each run, with
+    /// its key, when replicas share one.
+    pub(crate) fn shared_state(&self) -> Option<(&Arc<Replicas>, &str)> {
+        self.inner.shared.get().map(|(r, name)| (r, name.as_str()))
+    }
+
+    fn redactor(&self) -> &shaping::Redactor {
+        self.inner.redactor.get_or_init(shaping::Redactor::new)
     }
 
     /// The server this session belongs to.
@@ -193,7 +233,7 @@ impl Session {
         f.validate(&args).map_err(failed)?;
         self.server().policy().check(f).map_err(failed)?;
         self.learn_scope(f, &args).await;
-        let redactor = &self.inner.redactor;
+        let redactor = self.redactor();
         let mut items = Vec::new();
         let mut shape_item = |item: String| {
             items.push(redactor.shape_json(item));
@@ -225,7 +265,7 @@ impl Session {
             _ => None,
         };
         let supplied = args.to_string();
-        let message = self.inner.redactor.shape_echo(&e.message, &supplied);
+        let message = self.redactor().shape_echo(&e.message, &supplied);
         CallError {
             code: e.kind.code().to_string(),
             message: self.fit_message(&message),
@@ -336,7 +376,7 @@ impl Session {
         };
         match self.server().cluster().list_each(&q, &mut keep).await {
             Ok(_) => {
-                self.inner.redactor.learn(&secrets);
+                self.redactor().learn(&secrets);
                 true
             }
             Err(e) if matches!(e.kind, ErrorKind::Forbidden | ErrorKind::Unauthorized) => {

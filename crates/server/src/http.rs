@@ -9,10 +9,10 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use crate::{Caller, KubecodeServer, Route, ServeError, ServerState};
+use crate::replicas::{RedisSessionStore, SealedSessions};
+use crate::{Caller, KubecodeServer, Replicas, Route, ServeError, ServerState};
 
 /// How to serve over HTTP.
 #[derive(Debug, Clone)]
@@ -26,6 +26,9 @@ pub struct HttpOptions {
     /// Serve every request on its own, without `Mcp-Session-Id` sessions (`--stateless`).
     /// Requests that name 2026-07-28 are served this way in any case.
     pub stateless: bool,
+    /// What replicas share (`--shared-key-file`, `--redis-url`): sealed session ids, sessions
+    /// and `state` in Redis. None: a lone server, everything in memory.
+    pub replicas: Option<Arc<Replicas>>,
 }
 
 /// A configuration the server refuses to run with.
@@ -93,10 +96,14 @@ pub async fn serve_http(
         "http://127.0.0.1:*".to_string(),
         "http://[::1]:*".to_string(),
     ];
-    let config = StreamableHttpServerConfig::default()
+    let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_allowed_origins(origins)
         .with_legacy_session_mode(!options.stateless);
+    if let Some(replicas) = &options.replicas {
+        // Another replica restores a session it never saw by replaying its `initialize`.
+        config.session_store = Some(Arc::new(RedisSessionStore::new(replicas.clone())));
+    }
     let route = if options.stateless {
         Route::HttpStateless
     } else {
@@ -105,12 +112,16 @@ pub async fn serve_http(
     // rmcp calls this once per session, and once per request that is served on its own (all
     // of them under --stateless, and every 2026-07-28 request): such a request gets a Session
     // of its own, which ends with it.
-    let service: StreamableHttpService<KubecodeServer, LocalSessionManager> =
-        StreamableHttpService::new(
-            move || Ok(KubecodeServer::on(&shared, Caller::named("http"), route)),
-            Default::default(),
-            config,
-        );
+    let replicas = options.replicas.clone();
+    let sessions = Arc::new(SealedSessions::new(options.replicas.clone()));
+    let service: StreamableHttpService<KubecodeServer, SealedSessions> = StreamableHttpService::new(
+        move || {
+            Ok(KubecodeServer::on(&shared, Caller::named("http"), route)
+                .with_replicas(replicas.clone()))
+        },
+        sessions,
+        config,
+    );
     let mut mcp = axum::Router::new().nest_service("/mcp", service);
     if let Some(token) = options.token {
         mcp = mcp.layer(middleware::from_fn_with_state(
