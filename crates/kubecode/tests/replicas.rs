@@ -82,7 +82,11 @@ fn start_redis() -> Option<(Killed, String)> {
     Some((child, format!("redis://127.0.0.1:{port}/0")))
 }
 
-fn start_replica(key_file: &std::path::Path, redis_url: &str) -> (Killed, SocketAddr) {
+fn start_replica(
+    key_file: &std::path::Path,
+    redis_url: &str,
+    audit: &std::path::Path,
+) -> (Killed, SocketAddr) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_kubecode"))
         .args([
             "serve",
@@ -97,6 +101,8 @@ fn start_replica(key_file: &std::path::Path, redis_url: &str) -> (Killed, Socket
             key_file.to_str().unwrap(),
             "--redis-url",
             redis_url,
+            "--audit-log",
+            audit.to_str().unwrap(),
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -226,8 +232,9 @@ async fn two_replicas_serve_one_session() {
         .read_exact(&mut key)
         .unwrap();
     std::fs::write(&key_file, key).unwrap();
-    let (_a, a) = start_replica(&key_file, &redis_url);
-    let (_b, b) = start_replica(&key_file, &redis_url);
+    let (audit_a, audit_b) = (dir.path().join("audit-a"), dir.path().join("audit-b"));
+    let (_a, a) = start_replica(&key_file, &redis_url, &audit_a);
+    let (_b, b) = start_replica(&key_file, &redis_url, &audit_b);
     let c: Http = Client::builder(TokioExecutor::new()).build_http();
 
     // One session, opened on A; its requests alternate between A and B.
@@ -276,7 +283,27 @@ async fn two_replicas_serve_one_session() {
     assert_ne!(other, session);
     let other_token = password_token(&c, a, &other).await;
     assert_ne!(other_token, token_a, "another session, another token");
+    assert_eq!(password_token(&c, b, &other).await, other_token);
     assert_eq!(run(&c, a, &other, "return state.keys()").await, json!([]));
+
+    // The audit records of one session name it alike on both replicas, and not by its handle.
+    let sessions_in = |path: &std::path::Path| -> std::collections::BTreeSet<String> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|r| r["event"] == "call")
+            .map(|r| r["session"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (on_a, on_b) = (sessions_in(&audit_a), sessions_in(&audit_b));
+    assert_eq!(
+        on_a.len(),
+        2,
+        "two sessions called functions on A: {on_a:?}"
+    );
+    assert_eq!(on_a, on_b, "the same ids on both replicas");
+    assert!(!on_a.contains(&session) && !on_a.contains(&other));
 
     // A session id altered by one byte is refused (404, as unknown) by both replicas.
     let mut altered = session.clone().into_bytes();

@@ -95,6 +95,8 @@ struct SessionInner {
     redactor: OnceLock<shaping::Redactor>,
     /// Where the `state` lives between runs when replicas share it: the store and its key.
     shared: OnceLock<(Arc<Replicas>, String)>,
+    /// The session's id in audit records when replicas share it (the same on every replica).
+    shared_id: OnceLock<String>,
     state: sandbox::State,
     caller: Caller,
     learned: tokio::sync::Mutex<HashMap<String, Learned>>,
@@ -123,6 +125,7 @@ impl Session {
                 server,
                 redactor: OnceLock::new(),
                 shared: OnceLock::new(),
+                shared_id: OnceLock::new(),
                 state: sandbox::State::default(),
                 caller,
                 learned: tokio::sync::Mutex::new(HashMap::new()),
@@ -152,6 +155,10 @@ impl Session {
             .is_ok()
         {
             let _ = self.inner.shared.set((replicas.clone(), name));
+            if let Some(audit) = replicas.name("audit", handle) {
+                let id = audit.trim_start_matches("kubecode:audit:").to_string();
+                let _ = self.inner.shared_id.set(id);
+            }
         }
     }
 
@@ -175,9 +182,10 @@ impl Session {
         &self.inner.state
     }
 
-    /// The session's id, as audit records name it.
+    /// The session's id, as audit records name it: random, or on replicas derived from the
+    /// session's handle (the same whichever replica writes the record, and not the handle).
     pub fn id(&self) -> &str {
-        &self.inner.id
+        self.inner.shared_id.get().unwrap_or(&self.inner.id)
     }
 
     /// Who is calling.
