@@ -320,3 +320,52 @@ async fn two_replicas_serve_one_session() {
         assert_eq!(answer.status, 200, "the real one still works on {addr}");
     }
 }
+
+#[test]
+fn replicas_need_both_flags_a_long_key_and_a_reachable_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let short = dir.path().join("short");
+    std::fs::write(&short, "too-short\n").unwrap();
+    let long = dir.path().join("long");
+    std::fs::write(&long, "0123456789abcdef0123456789abcdef").unwrap();
+    let serve = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_kubecode"))
+            .args([
+                "serve",
+                "--demo",
+                "--transport",
+                "http",
+                "--addr",
+                "127.0.0.1:0",
+            ])
+            .args(extra)
+            .env_remove("KUBECODE_REDIS_URL")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{extra:?} must not start");
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let e = serve(&["--shared-key-file", long.to_str().unwrap()]);
+    assert!(e.contains("--redis-url"), "{e}");
+    let e = serve(&["--redis-url", "redis://127.0.0.1:1/0"]);
+    assert!(e.contains("--shared-key-file"), "{e}");
+    let closed = free_port();
+    let unreachable = format!("redis://127.0.0.1:{closed}/0");
+    let e = serve(&[
+        "--shared-key-file",
+        short.to_str().unwrap(),
+        "--redis-url",
+        &unreachable,
+    ]);
+    assert!(e.contains("fewer than 32"), "{e}");
+    let e = serve(&[
+        "--shared-key-file",
+        long.to_str().unwrap(),
+        "--redis-url",
+        &unreachable,
+    ]);
+    assert!(
+        e.contains("cannot reach Redis") && e.contains("--redis-url"),
+        "{e}"
+    );
+}
