@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod http_session;
 pub mod load;
 pub mod plot;
+pub mod proxy;
 pub mod scenario;
 pub mod session;
 pub mod speed;

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::cluster;
 use crate::http_session::{HttpServer, HttpSession};
+use crate::proxy;
 use crate::session::memory_mib;
 use crate::speed::Figure;
 
@@ -43,6 +44,8 @@ pub struct Options {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {
+    /// Server processes answering (behind a round-robin proxy when more than one).
+    pub replicas: usize,
     /// Sessions opened.
     pub sessions: usize,
     /// Seconds each session scanned.
@@ -57,6 +60,8 @@ pub struct Report {
     pub correct: usize,
     /// Scans with a wrong answer.
     pub wrong: usize,
+    /// Correct answers per second of the whole load (throughput).
+    pub correct_per_second: f64,
     /// Errors by code (`LimitExceeded` is a configured limit; anything else is a failure).
     pub errors: BTreeMap<String, usize>,
     /// Latency of answered scans (ms).
@@ -73,7 +78,7 @@ pub struct Report {
     pub passed: bool,
 }
 
-/// Runs the load test.
+/// Runs the load test against one server.
 pub async fn run(o: &Options) -> anyhow::Result<Report> {
     let spec = kubesim::GenerateSpec::parse(&o.cluster, 7).map_err(anyhow::Error::msg)?;
     let snapshot = kubesim::generate::generate(&spec);
@@ -87,24 +92,132 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
     )
     .await?;
     let pid = server.pid().context("the server's pid")?;
-    let rss_before = memory_mib(pid, "VmRSS").unwrap_or(0.0);
+    measure(o, server.addr, &[pid], 1, expected).await
+}
+
+/// One replica against two behind a round-robin proxy, in one run on one cluster.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Comparison {
+    /// One server, as `run` measures it.
+    pub one: Report,
+    /// Two replicas sharing a key and a Redis, every request sent to the next replica.
+    pub two: Report,
+}
+
+/// Runs the load test against one replica, then against two replicas (a shared key, a Redis
+/// of its own on loopback, `redis-server` from PATH) behind a round-robin proxy that sends
+/// each HTTP request to the next replica, so every session is served by both.
+pub async fn run_replicas(o: &Options) -> anyhow::Result<Comparison> {
+    let spec = kubesim::GenerateSpec::parse(&o.cluster, 7).map_err(anyhow::Error::msg)?;
+    let snapshot = kubesim::generate::generate(&spec);
+    let expected = expected_broken(&snapshot);
+    let served = cluster::serve(snapshot).await?;
+    let runs = o.concurrent_runs.to_string();
+    let one = {
+        let server = HttpServer::start_with(
+            &o.binary,
+            &served.kubeconfig,
+            &["--max-concurrent-runs", &runs],
+        )
+        .await?;
+        let pid = server.pid().context("the server's pid")?;
+        measure(o, server.addr, &[pid], 1, expected.clone()).await?
+    };
+    let redis = Redis::start().await?;
+    let dir = tempfile::tempdir()?;
+    let key_file = dir.path().join("shared-key");
+    let key: [u8; 32] = rand::random();
+    std::fs::write(&key_file, key)?;
+    let key_path = key_file.to_string_lossy().into_owned();
+    let flags = [
+        "--max-concurrent-runs",
+        &runs,
+        "--shared-key-file",
+        &key_path,
+        "--redis-url",
+        &redis.url,
+    ];
+    let a = HttpServer::start_with(&o.binary, &served.kubeconfig, &flags).await?;
+    let b = HttpServer::start_with(&o.binary, &served.kubeconfig, &flags).await?;
+    let pids = [
+        a.pid().context("a replica's pid")?,
+        b.pid().context("a replica's pid")?,
+    ];
+    let proxy = proxy::RoundRobin::start(vec![a.addr, b.addr]).await?;
+    let two = measure(o, proxy.addr, &pids, 2, expected).await?;
+    Ok(Comparison { one, two })
+}
+
+/// `redis-server` on a free loopback port, without persistence, stopped when dropped.
+struct Redis {
+    _child: tokio::process::Child,
+    url: String,
+}
+
+impl Redis {
+    async fn start() -> anyhow::Result<Redis> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = tokio::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start redis-server for the replicas: install Debian's redis-server package (scripts/install-test-deps does)")?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            if Instant::now() > deadline {
+                bail!("redis-server did not listen on 127.0.0.1:{port} within 10 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Redis {
+            _child: child,
+            url: format!("redis://127.0.0.1:{port}/0"),
+        })
+    }
+}
+
+/// The load itself: `o.sessions` sessions against `addr`, memory summed over `pids`.
+async fn measure(
+    o: &Options,
+    addr: std::net::SocketAddr,
+    pids: &[u32],
+    replicas: usize,
+    expected: (usize, Vec<String>),
+) -> anyhow::Result<Report> {
+    let rss = |pids: &[u32]| -> f64 {
+        pids.iter()
+            .map(|&p| memory_mib(p, "VmRSS").unwrap_or(0.0))
+            .sum()
+    };
+    let rss_before = rss(pids);
     let mut sessions = Vec::new();
     for _ in 0..o.sessions {
-        sessions.push(HttpSession::open(server.addr).await?);
+        sessions.push(HttpSession::open(addr).await?);
     }
     let stop = Arc::new(AtomicBool::new(false));
     let sampler = {
         let stop = stop.clone();
+        let pids = pids.to_vec();
         tokio::spawn(async move {
             let mut peak: f64 = 0.0;
             while !stop.load(Ordering::Relaxed) {
-                peak = peak.max(memory_mib(pid, "VmRSS").unwrap_or(0.0));
+                peak = peak.max(rss(&pids));
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
             peak
         })
     };
-    let deadline = Instant::now() + o.duration;
+    let started = Instant::now();
+    let deadline = started + o.duration;
     let expected = Arc::new(expected);
     let tasks: Vec<_> = sessions
         .into_iter()
@@ -136,10 +249,11 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
             }
         }
     }
+    let elapsed = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let peak = sampler.await.unwrap_or(0.0);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_after = memory_mib(pid, "VmRSS").unwrap_or(0.0);
+    let rss_after = rss(pids);
     let mut sorted = latencies.clone();
     sorted.sort_by(f64::total_cmp);
     let p95 = sorted
@@ -152,6 +266,7 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
         .count();
     let scans = correct + wrong + errors.values().sum::<usize>();
     Ok(Report {
+        replicas,
         sessions: o.sessions,
         seconds: o.duration.as_secs_f64(),
         cluster: o.cluster.clone(),
@@ -159,6 +274,7 @@ pub async fn run(o: &Options) -> anyhow::Result<Report> {
         scans,
         correct,
         wrong,
+        correct_per_second: correct as f64 / elapsed.max(f64::EPSILON),
         passed: unexpected == 0 && wrong == 0 && correct > 0,
         errors,
         latency_ms: Figure::of(latencies),
@@ -244,14 +360,23 @@ pub fn markdown(r: &Report) -> String {
     };
     format!(
         "| measurement | value |\n|---|---|\n\
+         | servers | {} |\n\
          | sessions × duration | {} concurrent MCP sessions over HTTP × {:.0} s |\n\
          | cluster | generated `{}` |\n\
          | programs running at once (`--max-concurrent-runs`) | {} |\n\
-         | scans answered | {} ({} correct, {} wrong) |\n\
+         | scans answered | {} ({} correct, {} wrong; {:.2} correct/s) |\n\
          | errors | {} |\n\
          | scan latency | median {:.0} ms, p95 {:.0} ms, max {:.0} ms |\n\
          | server RSS | {:.0} MiB before, peak {:.0} MiB, {:.0} MiB after |\n\
          | verdict | {} |\n",
+        if r.replicas == 1 {
+            "one kubecode serve".to_string()
+        } else {
+            format!(
+                "{} replicas (shared key, Redis) behind a round-robin proxy",
+                r.replicas
+            )
+        },
         r.sessions,
         r.seconds,
         r.cluster,
@@ -259,6 +384,7 @@ pub fn markdown(r: &Report) -> String {
         r.scans,
         r.correct,
         r.wrong,
+        r.correct_per_second,
         errors,
         r.latency_ms.median,
         r.latency_p95_ms,
@@ -271,6 +397,18 @@ pub fn markdown(r: &Report) -> String {
         } else {
             "FAILED"
         }
+    )
+}
+
+/// The comparison as Markdown: both reports and the throughput ratio.
+pub fn comparison_markdown(c: &Comparison) -> String {
+    format!(
+        "### One replica\n\n{}\n### Two replicas\n\n{}\nThroughput: {:.2} correct scans/s with two replicas against {:.2} with one ({:.2}×).\n",
+        markdown(&c.one),
+        markdown(&c.two),
+        c.two.correct_per_second,
+        c.one.correct_per_second,
+        c.two.correct_per_second / c.one.correct_per_second.max(f64::EPSILON),
     )
 }
 

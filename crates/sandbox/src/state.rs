@@ -79,8 +79,9 @@ impl State {
         self.lock().clone()
     }
 
-    /// Replaces every entry with what a sandbox process handed back, within the caps.
-    pub(crate) fn replace(&self, entries: BTreeMap<String, String>) {
+    /// Replaces every entry with what a sandbox process (or the shared store of replicas)
+    /// handed back; entries that break a cap are not taken.
+    pub fn replace(&self, entries: BTreeMap<String, String>) {
         let fits = entries.len() <= MAX_KEYS
             && size(&entries) <= MAX_TOTAL_BYTES
             && entries

@@ -119,23 +119,37 @@ pub(crate) async fn apply_plan(
                 // An object this plan changed already: its precondition is the version that
                 // write made (planned against the same version, so nobody else came between).
                 let cluster = session.cluster();
-                let request = match written.get(&change.request.path) {
-                    Some((planned, ours)) if *planned == change.resource_version => {
-                        match cluster.version_after_own_write(&change.request, ours).await {
-                            Ok(rv) => change.request.with_resource_version(&rv),
-                            Err(_) => change.request.clone(),
-                        }
-                    }
-                    _ => change.request.clone(),
+                let ours = match written.get(&change.request.path) {
+                    Some((planned, ours)) if *planned == change.resource_version => Some(ours),
+                    _ => None,
                 };
-                let sent = cluster.apply_change(&request).await;
+                let mut sent = Err(ClusterError::new(ErrorKind::Unavailable, "not sent"));
+                // A controller reporting on our own earlier write (status, its bookkeeping
+                // annotations) can change the version between our read and our write: then
+                // read again, at most three times; a change by anyone else still conflicts.
+                for _ in 0..3 {
+                    let request = match ours {
+                        Some(ours) => {
+                            match cluster.version_after_own_write(&change.request, ours).await {
+                                Ok(rv) => change.request.with_resource_version(&rv),
+                                Err(_) => change.request.clone(),
+                            }
+                        }
+                        None => change.request.clone(),
+                    };
+                    sent = cluster.apply_change(&request).await;
+                    audit_request(session, &plan, change, &sent);
+                    let conflict = matches!(&sent, Err(e) if e.kind.code() == "Conflict");
+                    if !(conflict && ours.is_some()) {
+                        break;
+                    }
+                }
                 if let Ok(answer) = &sent {
                     written.insert(
                         change.request.path.clone(),
                         (change.resource_version.clone(), answer.clone()),
                     );
                 }
-                audit_request(session, &plan, change, &sent);
                 match sent {
                     Ok(_) => {
                         applied += 1;

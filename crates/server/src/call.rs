@@ -14,7 +14,7 @@
 //! Nothing else in the server calls a handler, and nothing else shapes cluster data.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use catalog::{Function, Reply};
@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::plan::{MAX_CHANGES, Plan, Refusal};
+use crate::replicas::Replicas;
 use crate::state::ServerState;
 
 /// The changes a run has planned so far (code mode): they become one plan when it ends.
@@ -153,7 +154,13 @@ struct SessionInner {
     /// Names the session in audit records (random: it says nothing about the caller).
     id: String,
     server: Arc<ServerState>,
-    redactor: shaping::Redactor,
+    /// Set on first use: from the shared key and the session's handle when replicas share
+    /// them ([`Session::bind`]), else a random key.
+    redactor: OnceLock<shaping::Redactor>,
+    /// Where the `state` lives between runs when replicas share it: the store and its key.
+    shared: OnceLock<(Arc<Replicas>, String)>,
+    /// The session's id in audit records when replicas share it (the same on every replica).
+    shared_id: OnceLock<String>,
     state: sandbox::State,
     /// The caller of the latest request (with OAuth, each request's token names it again).
     caller: std::sync::RwLock<Caller>,
@@ -184,13 +191,53 @@ impl Session {
                 id: uuid::Uuid::new_v4().simple().to_string(),
                 _open: server.records().session_opened(),
                 server,
-                redactor: shaping::Redactor::new(),
+                redactor: OnceLock::new(),
+                shared: OnceLock::new(),
+                shared_id: OnceLock::new(),
                 state: sandbox::State::default(),
                 caller: std::sync::RwLock::new(caller),
                 learned: tokio::sync::Mutex::new(HashMap::new()),
                 worker: sandbox::WorkerSlot::default(),
             }),
         }
+    }
+
+    /// Binds the session to its sealed handle (`Mcp-Session-Id`) when replicas share a key:
+    /// its Secret tokens and its `state` then agree across replicas. Binds once, before the
+    /// session's first call; a handle that does not open changes nothing (rmcp has refused
+    /// its request already).
+    pub(crate) fn bind(&self, replicas: &Arc<Replicas>, handle: &str) {
+        if self.inner.shared.get().is_some() {
+            return;
+        }
+        let (Some(key), Some(name)) = (
+            replicas.redaction_key(handle),
+            replicas.name("state", handle),
+        ) else {
+            return;
+        };
+        if self
+            .inner
+            .redactor
+            .set(shaping::Redactor::with_key(key))
+            .is_ok()
+        {
+            let _ = self.inner.shared.set((replicas.clone(), name));
+            if let Some(audit) = replicas.name("audit", handle) {
+                let id = audit.trim_start_matches("kubecode:audit:").to_string();
+                let _ = self.inner.shared_id.set(id);
+            }
+        }
+    }
+
+    /// The store the session's `state` is loaded from and saved to around each run, with
+    /// its key, when replicas share one.
+    pub(crate) fn shared_state(&self) -> Option<(&Arc<Replicas>, &str)> {
+        self.inner.shared.get().map(|(r, name)| (r, name.as_str()))
+    }
+
+    fn redactor(&self) -> &shaping::Redactor {
+        self.inner.redactor.get_or_init(shaping::Redactor::new)
     }
 
     /// The server this session belongs to.
@@ -203,9 +250,10 @@ impl Session {
         &self.inner.state
     }
 
-    /// The session's id, as audit records name it.
+    /// The session's id, as audit records name it: random, or on replicas derived from the
+    /// session's handle (the same whichever replica writes the record, and not the handle).
     pub fn id(&self) -> &str {
-        &self.inner.id
+        self.inner.shared_id.get().unwrap_or(&self.inner.id)
     }
 
     /// Who is calling.
@@ -318,7 +366,7 @@ impl Session {
         self.server().policy().check(f, &caller).map_err(failed)?;
         let cluster = self.server().cluster_for(&caller);
         self.learn_scope(&cluster, f, &args).await;
-        let redactor = &self.inner.redactor;
+        let redactor = self.redactor();
         let mut items = Vec::new();
         let mut shape_item = |item: String| {
             items.push(redactor.shape_json(item));
@@ -441,7 +489,7 @@ impl Session {
 
     /// Shapes a value for the client (Secret values the session knows become tokens).
     pub(crate) fn shape(&self, value: &mut Value) {
-        self.inner.redactor.shape(value);
+        self.redactor().shape(value);
     }
 
     /// A cluster error as the client sees it: shaped (the caller's own arguments, echoed,
@@ -452,7 +500,7 @@ impl Session {
             _ => None,
         };
         let supplied = args.to_string();
-        let message = self.inner.redactor.shape_echo(&e.message, &supplied);
+        let message = self.redactor().shape_echo(&e.message, &supplied);
         CallError {
             code: e.kind.code().to_string(),
             message: self.fit_message(&message),
@@ -470,7 +518,7 @@ impl Session {
     /// credential shapes replaced. Only an operator reads the log, so replacing learned
     /// values there confirms nothing to the model.
     pub(crate) fn audit_text(&self, text: &str) -> String {
-        shaping::scrub(&self.inner.redactor.shape_text(text)).into_owned()
+        shaping::scrub(&self.redactor().shape_text(text)).into_owned()
     }
 
     fn fit_message(&self, text: &str) -> String {
@@ -578,7 +626,7 @@ impl Session {
         };
         match cluster.list_each(&q, &mut keep).await {
             Ok(_) => {
-                self.inner.redactor.learn(&secrets);
+                self.redactor().learn(&secrets);
                 true
             }
             Err(e) if matches!(e.kind, ErrorKind::Forbidden | ErrorKind::Unauthorized) => {

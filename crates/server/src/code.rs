@@ -213,6 +213,18 @@ const NOTE_ROOM: usize = 600;
 
 const RETURN_LESS: &str = "Return less: filter, count or summarize in the program, and log less.";
 
+/// A run's error about the shared `state` store.
+fn state_error(name: &str, message: String) -> sandbox::RunError {
+    sandbox::RunError {
+        name: name.to_string(),
+        message,
+        line: None,
+        column: None,
+        code: Some("Unavailable".to_string()),
+        source: None,
+    }
+}
+
 impl Session {
     /// Runs a program in the sandbox with this session's state; its `tools.*` calls take
     /// the call path. Waits for a run slot within the wall-clock limit.
@@ -324,11 +336,38 @@ impl Session {
             span: tracing::Span::current(),
             draft: draft.clone(),
         });
+        // Replicas: the state is loaded from the shared store before the run and saved
+        // after it when the run changed it; the in-memory state is this replica's copy.
+        let shared = self.shared_state();
+        let mut before = None;
+        if let Some((replicas, name)) = shared {
+            match replicas.load_state(name).await {
+                Ok(entries) => {
+                    self.state().replace(entries.clone());
+                    before = Some(entries);
+                }
+                Err(message) => {
+                    cancel.cancel();
+                    watcher.abort();
+                    let e = state_error("StateUnavailable", message);
+                    return (sandbox::RunOutput::failed(e, Vec::new(), Vec::new()), None);
+                }
+            }
+        }
         let state = self.state().clone();
         let isolation = self.server().isolation();
-        let out = isolation
+        let mut out = isolation
             .run(code, host, state, limits, control, self.worker_slot())
             .await;
+        if let (Some((replicas, name)), Some(before)) = (shared, before) {
+            let after = self.state().snapshot();
+            if after != before
+                && let Err(message) = replicas.store_state(name, &after).await
+            {
+                out.ok = false;
+                out.error = Some(state_error("StateNotSaved", message));
+            }
+        }
         // Calls still in flight when the program ended are of no use to anyone.
         cancel.cancel();
         watcher.abort();

@@ -10,10 +10,10 @@ use axum::extract::{Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 
-use crate::{ApprovalPages, Caller, KubecodeServer, Route, ServeError, ServerState};
+use crate::replicas::{RedisSessionStore, SealedSessions};
+use crate::{ApprovalPages, Caller, KubecodeServer, Replicas, Route, ServeError, ServerState};
 
 /// How to serve over HTTP.
 #[derive(Debug, Clone)]
@@ -32,6 +32,9 @@ pub struct HttpOptions {
     /// Further names (or `name:port` authorities) clients may send in `Host`, such as the
     /// Service's DNS names in a cluster; loopback names and the bound address are always allowed.
     pub allowed_hosts: Vec<String>,
+    /// What replicas share (`--shared-key-file`, `--redis-url`): sealed session ids, sessions
+    /// and `state` in Redis. None: a lone server, everything in memory.
+    pub replicas: Option<Arc<Replicas>>,
 }
 
 /// A configuration the server refuses to run with.
@@ -102,10 +105,14 @@ pub async fn serve_http(
         "http://127.0.0.1:*".to_string(),
         "http://[::1]:*".to_string(),
     ];
-    let config = StreamableHttpServerConfig::default()
+    let mut config = StreamableHttpServerConfig::default()
         .with_allowed_hosts(hosts)
         .with_allowed_origins(origins)
         .with_legacy_session_mode(!options.stateless);
+    if let Some(replicas) = &options.replicas {
+        // Another replica restores a session it never saw by replaying its `initialize`.
+        config.session_store = Some(Arc::new(RedisSessionStore::new(replicas.clone())));
+    }
     let route = if options.stateless {
         Route::HttpStateless
     } else {
@@ -116,12 +123,16 @@ pub async fn serve_http(
     // of its own, which ends with it.
     let metrics = crate::metrics::route(shared.clone());
     let shared_pages = shared.approval_pages().clone();
-    let service: StreamableHttpService<KubecodeServer, LocalSessionManager> =
-        StreamableHttpService::new(
-            move || Ok(KubecodeServer::on(&shared, Caller::named("http"), route)),
-            Default::default(),
-            config,
-        );
+    let replicas = options.replicas.clone();
+    let sessions = Arc::new(SealedSessions::new(options.replicas.clone()));
+    let service: StreamableHttpService<KubecodeServer, SealedSessions> = StreamableHttpService::new(
+        move || {
+            Ok(KubecodeServer::on(&shared, Caller::named("http"), route)
+                .with_replicas(replicas.clone()))
+        },
+        sessions,
+        config,
+    );
     // `/metrics` takes the same bearer token as `/mcp` (a scraper can send one).
     let mut mcp = axum::Router::new()
         .nest_service("/mcp", service)

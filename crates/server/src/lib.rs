@@ -19,6 +19,7 @@ mod memory;
 mod metrics;
 mod plan;
 mod registry;
+mod replicas;
 mod state;
 mod stdio;
 pub mod telemetry;
@@ -57,6 +58,10 @@ pub use state::{CallCount, Options, Records, ServerState};
 /// The built-in health scan program (`kubecode demo`, and the prompt's first example).
 pub const HEALTH_SCAN: &str = guide::EXAMPLES[0].1;
 pub use http::{HttpOptions, HttpSecurityError, serve_http};
+pub use replicas::{
+    MIN_SHARED_KEY_BYTES, RedisSessionStore, Replicas, ReplicasError, SESSION_TTL, SealedSessions,
+    SharedKey,
+};
 
 /// Which tools the server exposes (CONTRACT §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,6 +118,8 @@ with an empty state, and [secret:FINGERPRINT] tokens are comparable only within 
 pub struct KubecodeServer {
     session: Session,
     route: Route,
+    /// What replicas share, when they do: binds the session to its sealed handle.
+    replicas: Option<Arc<Replicas>>,
     /// The level `logging/setLevel` asked for; no log messages until a client asks.
     #[allow(deprecated)]
     log_level: Arc<Mutex<Option<LoggingLevel>>>,
@@ -129,7 +136,27 @@ impl KubecodeServer {
         KubecodeServer {
             session: server.session(caller),
             route,
+            replicas: None,
             log_level: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// The same handler, on one of replicas sharing `replicas` (none: a lone server).
+    pub fn with_replicas(mut self, replicas: Option<Arc<Replicas>>) -> KubecodeServer {
+        self.replicas = replicas;
+        self
+    }
+
+    /// Binds the session to the sealed handle its HTTP request names, on replicas.
+    fn bind(&self, context: &RequestContext<RoleServer>) {
+        if let Some(replicas) = &self.replicas
+            && let Some(parts) = context.extensions.get::<axum::http::request::Parts>()
+            && let Some(handle) = parts
+                .headers
+                .get("mcp-session-id")
+                .and_then(|v| v.to_str().ok())
+        {
+            self.session.bind(replicas, handle);
         }
     }
 
@@ -433,6 +460,7 @@ impl ServerHandler for KubecodeServer {
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
         self.admit(&context.extensions)?;
+        self.bind(&context);
         let mut env = CallEnv {
             cancel: context.ct.clone(),
             progress: None,

@@ -103,6 +103,17 @@ impl Redactor {
         Redactor::default()
     }
 
+    /// A redactor with a given key and nothing learned: the key of a session whose replicas
+    /// must agree on its tokens (derived from the replicas' shared key and the session).
+    pub fn with_key(key: [u8; 32]) -> Redactor {
+        Redactor {
+            inner: Arc::new(Inner {
+                vault: Vault::with_key(key),
+                known: RwLock::default(),
+            }),
+        }
+    }
+
     /// The token of a plaintext value (`[secret:` + 12 hex digits + `]`).
     pub fn token(&self, plaintext: &[u8]) -> String {
         self.inner.vault.token(plaintext)
@@ -409,6 +420,24 @@ mod tests {
     use serde_json::json;
 
     const PASSWORD: &str = "Sup3r-S3cret-Passw0rd!";
+
+    #[test]
+    fn a_given_key_gives_the_same_tokens_in_another_redactor() {
+        let secret = json!({"kind": "Secret", "apiVersion": "v1",
+            "metadata": {"name": "db", "namespace": "shop"},
+            "data": {"password": base64::engine::general_purpose::STANDARD.encode(PASSWORD)}});
+        let a = Redactor::with_key([7; 32]);
+        let b = Redactor::with_key([7; 32]);
+        let other = Redactor::with_key([8; 32]);
+        a.learn([&secret]);
+        b.learn([&secret]);
+        let text = format!("connecting with {PASSWORD}");
+        let (ta, tb) = (a.shape_text(&text), b.shape_text(&text));
+        assert!(!ta.contains(PASSWORD), "{ta}");
+        assert_eq!(ta, tb, "same key, same token");
+        other.learn([&secret]);
+        assert_ne!(ta, other.shape_text(&text), "another key, another token");
+    }
 
     fn b64(s: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(s)

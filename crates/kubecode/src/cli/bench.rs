@@ -47,6 +47,10 @@ enum Which {
         /// Programs the server runs at once.
         #[arg(long, default_value_t = 8)]
         max_concurrent_runs: usize,
+        /// 2: measure one replica, then two (a shared key, a Redis of its own, redis-server from
+        /// PATH) behind a round-robin proxy, on the same cluster in the same run.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(1..=2))]
+        replicas: u8,
     },
     /// Count a model agent's calls (a `scripts/mcp-call --log` file) as the token benchmark
     /// counts its transcripts, replaying them on the scenario's cluster.
@@ -130,6 +134,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             seconds,
             cluster,
             max_concurrent_runs,
+            replicas,
         } => {
             let options = bench::load::Options {
                 binary,
@@ -139,6 +144,16 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 concurrent_runs: max_concurrent_runs,
             };
             bench::load::check(&options)?;
+            if replicas == 2 {
+                let comparison = bench::load::run_replicas(&options).await?;
+                print(&comparison, json, bench::load::comparison_markdown)?;
+                let passed = comparison.one.passed && comparison.two.passed;
+                return Ok(if passed {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                });
+            }
             let report = bench::load::run(&options).await?;
             print(&report, json, bench::load::markdown)?;
             Ok(if report.passed {

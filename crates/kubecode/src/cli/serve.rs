@@ -93,6 +93,20 @@ pub struct ServeArgs {
     /// listener under stdio.
     #[arg(long, value_name = "URL")]
     public_url: Option<String>,
+    /// Replicas: file holding the key every replica shares (at least 32 random bytes, from a
+    /// Kubernetes Secret). Session ids are sealed with it and Secret tokens derived from it.
+    /// Needs --redis-url.
+    #[arg(long, value_name = "FILE", requires = "redis_url")]
+    shared_key_file: Option<PathBuf>,
+    /// Replicas: the Redis that holds sessions and their `state` (redis://HOST:PORT/DB, or
+    /// rediss:// for TLS). Needs --shared-key-file.
+    #[arg(
+        long,
+        env = "KUBECODE_REDIS_URL",
+        value_name = "URL",
+        requires = "shared_key_file"
+    )]
+    redis_url: Option<String>,
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -103,6 +117,36 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if args.stateless && args.transport != Transport::Http {
         bail!("--stateless is an HTTP mode: add --transport http (stdio is always one session)");
     }
+    let replicas = match (&args.shared_key_file, &args.redis_url) {
+        (Some(key_file), Some(url)) => {
+            if args.transport != Transport::Http || args.stateless {
+                bail!(
+                    "--shared-key-file and --redis-url are for replicas of an HTTP server with sessions: add --transport http (and drop --stateless, which keeps no sessions to share)"
+                );
+            }
+            let key = std::fs::read(key_file).with_context(|| {
+                format!(
+                    "cannot read the shared key file {} (replicas need the same key file, from one Kubernetes Secret, and --redis-url)",
+                    key_file.display()
+                )
+            })?;
+            Some(
+                server::Replicas::connect(&key, url)
+                    .await
+                    .with_context(|| {
+                        format!(
+                            "cannot start as a replica (key file {})",
+                            key_file.display()
+                        )
+                    })?,
+            )
+        }
+        (None, None) => None,
+        // clap's `requires` refuses one without the other.
+        _ => bail!(
+            "replicas need both --shared-key-file FILE (the key they share) and --redis-url URL (the Redis that holds their sessions)"
+        ),
+    };
     let token = match &args.auth_token_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -170,6 +214,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 allow_unauthenticated: args.allow_unauthenticated,
                 stateless: args.stateless,
                 allowed_hosts: args.allowed_hosts.clone(),
+                replicas,
             };
             server::serve_http(shared, options, |addr| {
                 tracing::info!("kubecode MCP server listening on http://{addr}/mcp");
