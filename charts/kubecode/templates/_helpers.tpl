@@ -49,3 +49,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s-auth" (include "kubecode.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 {{- end }}
+
+{{/* Whether replicas share sessions (more than one replica, or autoscaling). */}}
+{{- define "kubecode.shared" -}}
+{{- if or (gt (int .Values.replicaCount) 1) .Values.autoscaling.enabled }}true{{- end }}
+{{- end }}
+
+{{- define "kubecode.sharedKeySecretName" -}}
+{{- .Values.sharedState.existingSecret | default (printf "%s-shared" (include "kubecode.fullname" .)) }}
+{{- end }}

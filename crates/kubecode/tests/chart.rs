@@ -445,6 +445,36 @@ fn chart_lints_and_renders_each_variant() {
         json!({"type": "Bearer", "credentials": {"name": "kubecode-auth", "key": "token"}})
     );
 
+    // Replicas share a key (a generated Secret, mounted) and a Redis (here run in the release).
+    let replicas = rendered(&steps, "replicas");
+    let deployment = find(&replicas, "Deployment", "kubecode").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let pod = &deployment["spec"]["template"]["spec"];
+    let args = pod["containers"][0]["args"].to_string();
+    assert!(
+        args.contains("\"--shared-key-file\",\"/var/run/kubecode-shared/key\""),
+        "{args}"
+    );
+    assert_eq!(
+        pod["containers"][0]["env"][0],
+        json!({"name": "KUBECODE_REDIS_URL", "value": "redis://kubecode-redis:6379/0"})
+    );
+    let key = find(&replicas, "Secret", "kubecode-shared").unwrap();
+    assert!(key["data"]["shared-key"].as_str().unwrap().len() >= 64);
+    assert!(find(&replicas, "Deployment", "kubecode-redis").is_some());
+    assert!(find(&replicas, "Service", "kubecode-redis").is_some());
+    // Autoscaling: an HPA on the Deployment, which then leaves its replica count to it.
+    let scaled = rendered(&steps, "autoscaling");
+    let hpa = find(&scaled, "HorizontalPodAutoscaler", "kubecode").unwrap();
+    assert_eq!(hpa["spec"]["scaleTargetRef"]["name"], "kubecode");
+    let deployment = find(&scaled, "Deployment", "kubecode").unwrap();
+    assert!(deployment["spec"].get("replicas").is_none());
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["containers"][0]["env"][0]["valueFrom"]["secretKeyRef"],
+        json!({"name": "team-redis", "key": "url"})
+    );
+    assert!(find(&scaled, "Deployment", "kubecode-redis").is_none());
+
     // Secrets: cluster-wide with readSecrets, or a Role per listed namespace.
     let secrets = rendered(&steps, "readSecrets");
     let read = find(&secrets, "ClusterRole", "kubecode-read").unwrap();
