@@ -17,11 +17,14 @@ async def main():
     p.add_argument("--demo", action="store_true")
     p.add_argument("--list", action="store_true", help="list the tools with their descriptions")
     p.add_argument("--log", help="append the call as a JSON line to this file (for kubecode bench agent)")
+    p.add_argument("--allow-changes", action="store_true",
+                   help="serve with --allow-changes: change functions plan (dry run) and return a plan")
     p.add_argument("tool", nargs="?")
     p.add_argument("arguments", nargs="?", default="{}")
     a = p.parse_args()
     args = ["serve", "--mode", a.mode]
     args += ["--demo"] if a.demo else ["--kubeconfig", a.kubeconfig] if a.kubeconfig else []
+    args += ["--allow-changes"] if a.allow_changes else []
     server = StdioServerParameters(command=a.binary, args=args, env={"KUBECODE_LOG": "error"})
     async with stdio_client(server) as (read, write):
         async with ClientSession(read, write) as session:

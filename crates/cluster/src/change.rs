@@ -225,7 +225,7 @@ impl ChangeTarget {
 }
 
 /// A change computed and checked by a dry run, not applied.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedChange {
     /// What it changes.
     pub target: ChangeTarget,

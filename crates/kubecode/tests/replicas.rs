@@ -103,6 +103,9 @@ fn start_replica(
             redis_url,
             "--audit-log",
             audit.to_str().unwrap(),
+            "--allow-changes",
+            "--plan-expiry",
+            "3",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -304,6 +307,40 @@ async fn two_replicas_serve_one_session() {
     );
     assert_eq!(on_a, on_b, "the same ids on both replicas");
     assert!(!on_a.contains(&session) && !on_a.contains(&other));
+
+    // A change plan made on A is extended on B (tools mode's `plan` argument) and decided on
+    // once across the replicas: B takes it (nobody approves it here, so it expires), and A
+    // refuses it (used, or expired by then) rather than applying it.
+    let planned = call(
+        &c,
+        a,
+        &session,
+        "kube_cordon",
+        json!({"name": "demo-worker"}),
+    )
+    .await;
+    let id = planned["plan"]["id"].as_str().unwrap().to_string();
+    let scale = json!({"kind": "deploy", "name": "grafana", "namespace": "monitoring", "replicas": 2, "plan": id});
+    let extended = call(&c, b, &session, "kube_scale", scale).await;
+    assert_eq!(extended["plan"]["id"], json!(id), "{extended}");
+    assert_eq!(
+        extended["plan"]["changes"].as_array().unwrap().len(),
+        2,
+        "{extended}"
+    );
+    let apply = |n: u64| json!({"jsonrpc": "2.0", "id": n, "method": "tools/call", "params": {"name": "apply_plan", "arguments": {"id": id}}});
+    let on_b = post(&c, b, apply(4), Some(&session)).await.message();
+    assert_eq!(
+        on_b["result"]["structuredContent"]["decision"], "expired",
+        "{on_b}"
+    );
+    let on_a = post(&c, a, apply(5), Some(&session)).await.message();
+    assert_eq!(on_a["result"]["isError"], true, "{on_a}");
+    let code = on_a["result"]["structuredContent"]["error"]["code"].as_str();
+    assert!(
+        code == Some("Used") || code == Some("Expired"),
+        "refused, nothing sent: {on_a}"
+    );
 
     // A session id altered by one byte is refused (404, as unknown) by both replicas.
     let mut altered = session.clone().into_bytes();

@@ -83,12 +83,20 @@ pub(crate) async fn apply_plan(
     let refused = |r: crate::plan::Refusal| {
         error_result(r.code(), &session.echo_message(&r.message(id)), Some("id"))
     };
+    // Replicas: a plan made on another replica.
+    if let Err(e) = session.adopt_shared_plan(id).await {
+        return error_result(&e.code, &e.message, None);
+    }
     // Check first, so that a plan stays open when nobody can be asked.
     if let Err(r) = plans.peek(id, session.id()) {
         return refused(r);
     }
     let channel = approval::channel(env.peer.as_ref(), session.server().approval_pages());
-    // Taken before asking: a plan cannot be decided on twice, even by calls at once.
+    // Taken before asking: a plan cannot be decided on twice, even by calls at once (and,
+    // with replicas, on two replicas).
+    if let Err(e) = session.take_shared_plan(id).await {
+        return error_result(&e.code, &e.message, None);
+    }
     let plan = match plans.take(id, session.id()) {
         Ok(p) => p,
         Err(r) => return refused(r),

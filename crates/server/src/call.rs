@@ -393,7 +393,7 @@ impl Session {
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_string();
-                if let Some(plan) = self.keep_change(change, into)? {
+                if let Some(plan) = self.keep_change(change, into).await? {
                     value["plan"] = plan.view();
                 }
                 Ok(Shaped::Value(value))
@@ -407,7 +407,7 @@ impl Session {
     }
 
     /// Keeps a planned change where `into` says; returns the plan when it is one already.
-    fn keep_change(
+    async fn keep_change(
         &self,
         change: cluster::PlannedChange,
         into: PlanInto<'_>,
@@ -421,13 +421,16 @@ impl Session {
         match into {
             PlanInto::New => {
                 let plan = plans.create(self.id(), vec![change]);
+                self.share_plan(&plan).await?;
                 self.audit_plan(&plan, "created");
                 Ok(Some(plan))
             }
             PlanInto::Open(id) => {
+                self.adopt_shared_plan(id).await?;
                 let plan = plans
                     .add(id, self.id(), change)
                     .map_err(|r| refused(id, r))?;
+                self.share_plan(&plan).await?;
                 self.audit_plan(&plan, "extended");
                 Ok(Some(plan))
             }
@@ -449,14 +452,76 @@ impl Session {
     }
 
     /// Turns a run's draft into its plan (none when the run planned nothing).
-    pub(crate) fn close_draft(&self, draft: &Draft) -> Option<Plan> {
+    pub(crate) async fn close_draft(&self, draft: &Draft) -> Result<Option<Plan>, CallError> {
         let changes = std::mem::take(&mut *draft.lock().unwrap_or_else(|e| e.into_inner()));
         if changes.is_empty() {
-            return None;
+            return Ok(None);
         }
         let plan = self.server().plans().create(self.id(), changes);
+        self.share_plan(&plan).await?;
         self.audit_plan(&plan, "created");
-        Some(plan)
+        Ok(Some(plan))
+    }
+
+    /// Replicas: puts a plan in the shared store, so that any replica can extend or apply it.
+    async fn share_plan(&self, plan: &Plan) -> Result<(), CallError> {
+        let Some((replicas, _)) = self.shared_state() else {
+            return Ok(());
+        };
+        replicas
+            .store_plan(plan)
+            .await
+            .map_err(|message| CallError {
+                code: "Unavailable".into(),
+                message,
+                field: None,
+            })
+    }
+
+    /// Replicas: makes a plan another replica made known here (a no-op for a plan this
+    /// replica knows, or without replicas).
+    pub(crate) async fn adopt_shared_plan(&self, id: &str) -> Result<(), CallError> {
+        let Some((replicas, _)) = self.shared_state() else {
+            return Ok(());
+        };
+        if !matches!(
+            self.server().plans().peek(id, self.id()),
+            Err(Refusal::Unknown)
+        ) {
+            return Ok(());
+        }
+        match replicas.load_plan(id).await {
+            Ok(Some(plan)) => {
+                self.server().plans().adopt(plan);
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(message) => Err(CallError {
+                code: "Unavailable".into(),
+                message,
+                field: None,
+            }),
+        }
+    }
+
+    /// Replicas: takes a plan out of the shared store before deciding on it, so that one
+    /// replica only ever decides on it; a plan another replica took is closed here.
+    pub(crate) async fn take_shared_plan(&self, id: &str) -> Result<(), CallError> {
+        let Some((replicas, _)) = self.shared_state() else {
+            return Ok(());
+        };
+        match replicas.take_plan(id).await {
+            Ok(Some(plan)) => self.server().plans().adopt(plan),
+            Ok(None) => self.server().plans().close_if_open(id),
+            Err(message) => {
+                return Err(CallError {
+                    code: "Unavailable".into(),
+                    message,
+                    field: None,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Writes a `plan` record: its id, expiry and each change's object, action and request.

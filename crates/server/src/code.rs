@@ -373,7 +373,14 @@ impl Session {
         watcher.abort();
         drop(slot);
         crate::memory::release_when_idle(self.server());
-        let plan = self.close_draft(&draft);
+        let plan = match self.close_draft(&draft).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                out.ok = false;
+                out.error = Some(state_error(&e.code, e.message));
+                None
+            }
+        };
         (out, plan)
     }
 

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 pub(crate) const MAX_CHANGES: usize = 50;
 
 /// A plan waiting for a decision.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     /// Its id (random).
     pub id: String,
@@ -190,6 +190,23 @@ impl Plans {
     pub fn peek(&self, id: &str, session: &str) -> Result<Plan, Refusal> {
         let mut book = self.book();
         Self::open_plan(&mut book, id, session).map(|p| p.clone())
+    }
+
+    /// Keeps a plan another replica made (read from the shared store), so that this replica
+    /// can add to it; a plan already known here is left as it is.
+    pub fn adopt(&self, plan: Plan) {
+        let mut book = self.book();
+        if !book.closed.contains_key(&plan.id) {
+            book.open.entry(plan.id.clone()).or_insert(plan);
+        }
+    }
+
+    /// Closes a plan known here as open that another replica took for its decision.
+    pub fn close_if_open(&self, id: &str) {
+        let mut book = self.book();
+        if book.open.remove(id).is_some() {
+            book.closed.insert(id.to_string(), Refusal::Used);
+        }
     }
 
     /// Takes a plan for a decision: from now on it can be neither taken again nor added to.

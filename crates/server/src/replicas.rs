@@ -432,6 +432,49 @@ impl SessionManager for SealedSessions {
     }
 }
 
+/// Pending change plans in the shared store, so that a plan made on one replica can be added
+/// to and applied on any: taken atomically (`GETDEL`), so it is decided on once across all
+/// replicas. Keys are a hash of the plan id (the id is a capability within its session).
+impl Replicas {
+    fn plan_key(id: &str) -> String {
+        use sha2::Digest;
+        let digest = Sha256::digest(id.as_bytes());
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        format!("kubecode:plan:{hex}")
+    }
+
+    /// Stores a plan until it expires.
+    pub(crate) async fn store_plan(&self, plan: &crate::plan::Plan) -> Result<(), String> {
+        let left = (plan.expires_at - chrono::Utc::now()).num_seconds().max(1) as u64;
+        let text = serde_json::to_string(plan).map_err(|e| e.to_string())?;
+        let mut redis = self.connection();
+        let written: redis::RedisResult<()> =
+            redis.set_ex(Self::plan_key(&plan.id), text, left).await;
+        written.map_err(|e| format!("the plan could not be stored in Redis: {e}; plan again"))
+    }
+
+    /// The plan, if it is still pending in the shared store.
+    pub(crate) async fn load_plan(&self, id: &str) -> Result<Option<crate::plan::Plan>, String> {
+        let mut redis = self.connection();
+        let text: Option<String> = redis
+            .get(Self::plan_key(id))
+            .await
+            .map_err(|e| format!("cannot read the plan from Redis: {e}; try again"))?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+
+    /// Takes the plan out of the shared store: only one replica ever gets it.
+    pub(crate) async fn take_plan(&self, id: &str) -> Result<Option<crate::plan::Plan>, String> {
+        let mut redis = self.connection();
+        let text: Option<String> = redis::cmd("GETDEL")
+            .arg(Self::plan_key(id))
+            .query_async(&mut redis)
+            .await
+            .map_err(|e| format!("cannot take the plan from Redis: {e}; try again"))?;
+        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
