@@ -417,6 +417,11 @@ impl Cluster {
         let mut object = if deleting { current.clone() } else { answer };
         if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
             meta.remove("managedFields");
+            // The dry run's version is not one the object will have; the plan's own
+            // `resourceVersion` is the one its precondition checks.
+            if !deleting {
+                meta.remove("resourceVersion");
+            }
         }
         let diff = diff_objects(
             &target.label(),

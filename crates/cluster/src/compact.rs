@@ -168,8 +168,10 @@ pub fn node_metrics(m: &Value, allocatable: Option<&Value>) -> Value {
     Value::Object(out)
 }
 
-/// A column title as a key: `Nominated Node` → `nominatedNode`, `Up-to-date` → `upToDate`.
+/// A column title as a key: `Nominated Node` → `nominatedNode`, `Up-to-date` → `upToDate`,
+/// `Port(s)` → `ports` (a plural marker is part of its word).
 fn column_key(title: &str) -> String {
+    let title = title.replace("(s)", "s").replace("(S)", "S");
     let mut key = String::new();
     for (i, word) in title
         .split(|c: char| !c.is_ascii_alphanumeric())
@@ -236,6 +238,14 @@ pub fn table_rows(table: &Value) -> Vec<Value> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn column_titles_become_keys() {
+        assert_eq!(column_key("Nominated Node"), "nominatedNode");
+        assert_eq!(column_key("Up-to-date"), "upToDate");
+        assert_eq!(column_key("Port(s)"), "ports");
+        assert_eq!(column_key("PORT(S)"), "ports");
+    }
+
     use super::*;
 
     #[test]
