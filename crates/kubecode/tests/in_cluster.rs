@@ -33,10 +33,13 @@ mount -t tmpfs -o mode=0755 tmpfs "$run"
 sa=/var/run/secrets/kubernetes.io/serviceaccount
 mkdir -p "$sa"
 cp "$SA_FILES/token" "$SA_FILES/ca.crt" "$SA_FILES/namespace" "$sa/"
+# The binary may live under /tmp (a checkout there), which the pod's own /tmp hides below.
+touch "$run/kubecode"
+mount --bind "$KUBECODE" "$run/kubecode"
 mount -o remount,bind,ro /
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 if touch /kubecode-write-probe 2>/dev/null; then echo "the root file system is writable" >&2; exit 3; fi
-exec "$KUBECODE" serve --mode code
+exec "$run/kubecode" serve --mode code
 "#;
 
 /// Why user namespaces cannot be used here, if they cannot.
