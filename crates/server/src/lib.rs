@@ -110,8 +110,8 @@ pub enum Route {
 
 /// Appended to the instructions and to `run_code`'s description where there is no session, so
 /// that a model does not count on what only a session keeps.
-const STATELESS_NOTE: &str = " This connection has no MCP session (stateless HTTP): every call starts \
-with an empty state, and [secret:FINGERPRINT] tokens are comparable only within one call.";
+const STATELESS_NOTE: &str = " Stateless: no MCP session; every call starts with an empty state and its \
+own [secret:…] tokens.";
 
 /// The MCP handler of one session.
 #[derive(Clone)]
@@ -313,6 +313,9 @@ impl ServerHandler for KubecodeServer {
         if self.stateless(&context) {
             for tool in tools.iter_mut().filter(|t| t.name == "run_code") {
                 if let Some(description) = &tool.description {
+                    // `state` is not kept here: the note says so instead.
+                    let description =
+                        description.replace(" (get/set/keys/delete, kept per session)", "");
                     tool.description = Some(format!("{description}{STATELESS_NOTE}").into());
                 }
             }
