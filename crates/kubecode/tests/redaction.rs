@@ -122,6 +122,9 @@ fn tool_calls() -> Vec<(&'static str, Value)> {
         ("kube_events", json!({"allNamespaces": true, "type": "Warning"})),
         ("kube_metrics", json!({"kind": "pods", "namespace": "billing"})),
         ("kube_contexts", json!({})),
+        // waitFor's answer and its timeout message name the state it observed.
+        ("kube_wait_for", json!({"kind": "Pod", "name": "api-0", "namespace": "billing", "condition": "ready", "timeoutSeconds": 1})),
+        ("kube_wait_for", json!({"kind": "Secret", "name": "chart-db", "namespace": "billing", "condition": "deleted", "timeoutSeconds": 1})),
         ("kube_api_resources", json!({})),
         ("helm_list", json!({"namespace": "billing"})),
         ("helm_list", json!({"allNamespaces": true})),
